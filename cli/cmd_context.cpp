@@ -1,0 +1,6 @@
+// Placeholder: this subcommand lands with its part (see the issues).
+#include <cstdio>
+#include "cli/commands.h"
+namespace ghostline::cli {
+int cmd_context(const Argv&) { std::fprintf(stderr, "ghostline: 'context' is not built yet\n"); return 1; }
+}  // namespace ghostline::cli

@@ -1,0 +1,125 @@
+// The completion service: the LSP-free API that the language server and the CLI both use.
+//
+// It keeps the open documents (text, version, syntax tree), builds the FIM prompt for a cursor,
+// asks the engine and post-processes the answer. Positions here are UTF-8 byte offsets into the
+// document's text; the LSP layer converts its own position encodings before calling.
+//
+// Thread-safety: every method may be called from any thread. Callbacks are called exactly once,
+// possibly on another thread, and never while a lock of the caller's is needed by the service.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/base/cancel.h"
+#include "engine/base/expected.h"
+
+namespace ghostline::completion {
+
+// A replacement of bytes [start, old_end) of the current text by `text`.
+struct DocumentEdit {
+  size_t start = 0;
+  size_t old_end = 0;
+  std::string text;
+};
+
+enum class Trigger { Invoked, Automatic };
+
+struct CompletionRequest {
+  std::string uri;
+  int version = 0;                   // the document version the cursor refers to
+  size_t cursor = 0;                 // byte offset in the document's text
+  Trigger trigger = Trigger::Automatic;
+  // The item selected in the editor's completion widget (LSP selectedCompletionInfo):
+  // it replaces [start, end) and the suggestion must begin with it.
+  std::optional<std::string> selected_text;
+  size_t selected_start = 0, selected_end = 0;
+  std::optional<int> max_tokens;     // overrides the configured limit
+};
+
+struct Suggestion {
+  std::string insert_text;           // replaces [replace_start, replace_end)
+  size_t replace_start = 0;
+  size_t replace_end = 0;
+  std::string filter_text;
+};
+
+struct CompletionStats {
+  int prompt_tokens = 0;
+  int cached_tokens = 0;
+  int generated_tokens = 0;
+  int draft_proposed = 0;
+  int draft_accepted = 0;
+  double ttft_ms = 0;
+  double total_ms = 0;
+  std::string source;                // "engine", "cache", "typing-through", "none"
+};
+
+struct CompletionResult {
+  std::vector<Suggestion> items;     // empty when there is nothing to suggest
+  CompletionStats stats;
+};
+
+struct Diagnostic {
+  size_t start = 0, end = 0;         // byte range
+  std::string message;
+  std::string source = "ghostline";
+};
+
+struct FixRequest {
+  std::string uri;
+  int version = 0;
+  Diagnostic diagnostic;             // ours or another server's, as byte ranges
+};
+
+struct Fix {
+  std::string title;
+  std::vector<DocumentEdit> edits;   // minimal edits against the document at `version`
+};
+
+struct Settings {
+  std::string model;                 // model directory; empty = embedded default
+  std::string endpoint;              // remote engine URL; empty = in-process
+  std::string device = "auto";
+  int max_tokens = 64;
+  float temperature = 0.0f;
+  std::vector<std::string> enabled_languages;  // empty = all
+  bool complete_in_comments = false;
+  double max_prefill_ms = 0;         // 0 = no limit
+  double max_total_ms = 0;
+};
+
+class Service {
+ public:
+  virtual ~Service() = default;
+
+  // Documents. `text` must be UTF-8; invalid bytes are kept as they are and never crash parsing.
+  virtual void open(const std::string& uri, const std::string& language_id, std::string text, int version) = 0;
+  virtual Expected<void> change(const std::string& uri, int version, const std::vector<DocumentEdit>& edits) = 0;
+  virtual void close(const std::string& uri) = 0;
+
+  // Inline completion at a cursor. A cancelled token makes the callback answer Cancelled promptly.
+  virtual void complete(const CompletionRequest& request, CancelToken cancel, Callback<CompletionResult> done) = 0;
+
+  // Quick fixes for a diagnostic; the result may be empty (no fix that validates).
+  virtual void fix(const FixRequest& request, CancelToken cancel, Callback<std::vector<Fix>> done) = 0;
+
+  // Syntax diagnostics of a document as of its latest version.
+  virtual std::vector<Diagnostic> diagnostics(const std::string& uri) = 0;
+
+  virtual void configure(const Settings& settings) = 0;
+
+  // Tells the user-facing layer about slow work (model load) and log lines.
+  struct Observer {
+    std::function<void(const std::string& uri, int version, const std::vector<Diagnostic>&)> on_diagnostics;
+    std::function<void(const std::string& message, int percent, bool done)> on_progress;
+    std::function<void(const std::string& line)> on_log;
+  };
+  virtual void set_observer(Observer observer) = 0;
+};
+
+}  // namespace ghostline::completion

@@ -1,0 +1,92 @@
+// The engine: requests in, streamed tokens out. LSP-free, editor-free, tree-sitter-free.
+//
+// One engine thread owns the Model and its KV pool and runs step() = schedule -> run ->
+// postprocess. Other threads only call submit() / cancel(); both return at once.
+//
+// Contract of a request's callback: called on the engine thread, zero or more times with
+// finished == false (each carrying the tokens accepted in one step, several at once when
+// speculation lands), then exactly once with finished == true (possibly with final tokens).
+// After cancel(id) the final event comes within one step, with FinishReason::Cancelled; the
+// request's KV blocks are freed (cached prefix blocks stay in the prefix cache).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/base/expected.h"
+#include "engine/model.h"
+
+namespace ghostline::engine {
+
+class Tokenizer;
+
+struct SamplingParams {
+  float temperature = 0.0f;          // 0 = greedy
+  float top_p = 1.0f;
+  int top_k = 0;                     // 0 = off
+  int max_tokens = 64;
+  std::vector<std::string> stop;     // stop strings, matched on the decoded text
+  uint64_t seed = 0;
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  std::vector<int32_t> draft_hint;   // tokens likely to follow (e.g. the previous suggestion)
+  double max_prefill_ms = 0;         // 0 = no budget; past it the request finishes (Budget)
+  double max_total_ms = 0;           // 0 = no budget
+  bool speculation = true;
+};
+
+enum class FinishReason { None, Length, Eos, Stop, Cancelled, Budget, Error };
+
+struct GenerationStats {
+  int prompt_tokens = 0;
+  int cached_tokens = 0;             // prompt tokens reused from the prefix cache
+  int generated_tokens = 0;
+  int draft_proposed = 0;
+  int draft_accepted = 0;
+  double queue_ms = 0;               // submit -> first scheduled
+  double ttft_ms = 0;                // submit -> first token
+  double total_ms = 0;               // submit -> finished
+};
+
+struct StreamEvent {
+  std::vector<int32_t> tokens;       // newly accepted tokens
+  std::string text;                  // their decoded UTF-8 (complete characters only)
+  bool finished = false;
+  FinishReason reason = FinishReason::None;
+  GenerationStats stats;             // filled on the final event
+  std::string error;                 // when reason == Error
+};
+
+using RequestId = uint64_t;
+
+struct EngineOptions {
+  int block_size = 16;
+  int kv_blocks = 0;                 // 0 = from kv_memory_fraction of free memory
+  double kv_memory_fraction = 0.25;
+  int max_batch_tokens = 512;        // chunked prefill: tokens per step over all sequences
+  int max_running = 16;
+  bool prefix_cache = true;
+};
+
+class Engine {
+ public:
+  static Expected<std::unique_ptr<Engine>> create(std::unique_ptr<Model> model,
+                                                  std::shared_ptr<const Tokenizer> tokenizer,
+                                                  const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  virtual RequestId submit(GenerationRequest request, std::function<void(const StreamEvent&)> on_event) = 0;
+  virtual void cancel(RequestId id) = 0;
+
+  virtual const ModelInfo& info() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual int kv_capacity_tokens() const = 0;
+};
+
+}  // namespace ghostline::engine
