@@ -123,3 +123,11 @@ class Service {
 };
 
 }  // namespace ghostline::completion
+
+namespace ghostline::completion {
+
+// The real service: documents parsed with tree-sitter, context, engine. Loads the model lazily
+// (on the first completion or at configure()), reporting progress through the observer.
+std::unique_ptr<Service> make_service(const Settings& settings);
+
+}  // namespace ghostline::completion
