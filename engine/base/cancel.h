@@ -1,10 +1,16 @@
-// CancelToken: a shared flag that a requester sets and a worker polls between steps.
+// CancelToken: a shared flag that a requester sets and a worker polls between steps, with
+// optional callbacks for workers that must act at once (e.g. cancel an engine request).
 //
-// Thread-safe. Copies share one flag. A default-constructed token can never be cancelled.
+// Thread-safe. Copies share one state. A default-constructed token can never be cancelled.
+// on_cancel() callbacks run exactly once: on the cancelling thread, or at once on the
+// registering thread when the token is already cancelled.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace ghostline {
 
@@ -13,16 +19,40 @@ class CancelToken {
   CancelToken() = default;
   static CancelToken make() {
     CancelToken t;
-    t.flag_ = std::make_shared<std::atomic<bool>>(false);
+    t.state_ = std::make_shared<State>();
     return t;
   }
   void cancel() const {
-    if (flag_) flag_->store(true, std::memory_order_release);
+    if (!state_) return;
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard lock(state_->mu);
+      if (state_->flag.exchange(true, std::memory_order_acq_rel)) return;
+      run.swap(state_->callbacks);
+    }
+    for (auto& f : run) f();
   }
-  bool cancelled() const { return flag_ && flag_->load(std::memory_order_acquire); }
+  bool cancelled() const { return state_ && state_->flag.load(std::memory_order_acquire); }
+
+  void on_cancel(std::function<void()> f) const {
+    if (!state_) return;
+    {
+      std::lock_guard lock(state_->mu);
+      if (!state_->flag.load(std::memory_order_acquire)) {
+        state_->callbacks.push_back(std::move(f));
+        return;
+      }
+    }
+    f();
+  }
 
  private:
-  std::shared_ptr<std::atomic<bool>> flag_;
+  struct State {
+    std::atomic<bool> flag{false};
+    std::mutex mu;
+    std::vector<std::function<void()>> callbacks;
+  };
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace ghostline

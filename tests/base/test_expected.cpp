@@ -42,3 +42,14 @@ TEST_CASE("CancelToken copies share one flag across threads") {
   std::thread([token] { token.cancel(); }).join();
   CHECK(copy.cancelled());
 }
+
+TEST_CASE("CancelToken runs on_cancel callbacks exactly once") {
+  auto token = CancelToken::make();
+  int calls = 0;
+  token.on_cancel([&] { ++calls; });
+  token.cancel();
+  token.cancel();
+  CHECK(calls == 1);
+  token.on_cancel([&] { ++calls; });  // already cancelled: runs at once
+  CHECK(calls == 2);
+}
