@@ -12,24 +12,24 @@
 namespace ghostline::cli {
 
 int cmd_lsp(const Argv& argv) {
-  auto args = Args::parse(argv, {"--listen", "--model", "--endpoint", "--device"}, {"--stdio"});
+  auto args = Args::parse(argv, {"listen", "model", "endpoint", "device"}, {"stdio"});
   if (!args) return fail("lsp", args.error());
-  if (args->has("--model") && args->has("--endpoint"))
+  if (args->has("model") && args->has("endpoint"))
     return fail("lsp", make_error(ErrorCode::InvalidArgument, "--model and --endpoint exclude each other"));
   if (!args->positional().empty())
     return fail("lsp", make_error(ErrorCode::InvalidArgument, "unexpected argument '" + args->positional().front() + "'"));
 
   completion::Settings settings;
-  settings.model = args->get_or("--model", "");
-  settings.endpoint = args->get_or("--endpoint", "");
-  settings.device = args->get_or("--device", "auto");
+  settings.model = args->get_or("model", "");
+  settings.endpoint = args->get_or("endpoint", "");
+  settings.device = args->get_or("device", "auto");
   if (settings.model.empty() && settings.endpoint.empty()) settings.model = default_model_dir();
 
   // A client that disappears must end the session through a failed write, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
 
   Expected<std::unique_ptr<lsp::Stream>> stream = make_error(ErrorCode::Internal, "no stream");
-  if (auto listen = args->get("--listen")) {
+  if (auto listen = args->get("listen")) {
     auto address = lsp::parse_listen_address(*listen);
     if (!address) return fail("lsp", address.error());
     stream = lsp::accept_tcp(address->first, address->second, [&](int port) {
