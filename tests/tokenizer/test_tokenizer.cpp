@@ -1,0 +1,186 @@
+// Tokenizer tests: exact ids against Hugging Face `tokenizers` (refs made by
+// tools/make_tokenizer_refs.py) over the whole corpus for DeepSeek-V3 and Qwen3, decode round
+// trips, streaming decode of characters split across tokens, and clear errors on bad input.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/tokenizer/tokenizer.h"
+
+using ghostline::ErrorCode;
+using ghostline::engine::Tokenizer;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kFixtures = GHOSTLINE_TOKENIZER_FIXTURES;
+const std::string kPackages = GHOSTLINE_TOKENIZER_PACKAGES;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string model_dir(const std::string& name) { return kPackages + "/tokenizer-" + name + "/models"; }
+
+std::shared_ptr<const Tokenizer> load(const std::string& name) {
+  static std::map<std::string, std::shared_ptr<const Tokenizer>> cache;
+  auto& t = cache[name];
+  if (!t) {
+    auto r = Tokenizer::from_model_dir(model_dir(name));
+    INFO("run tools/setup.sh --no-build (npm ci in tests/tokenizer) first");
+    REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+    t = *r;
+  }
+  return t;
+}
+
+// Compares our ids with the reference ids for every corpus file and edge string.
+// `normalizes`: the tokenizer applies NFC, so decode gives the normalized text back, not the input.
+void check_exact(const std::string& name, bool normalizes) {
+  auto tok = load(name);
+  auto refs = nlohmann::json::parse(read_file(kFixtures + "/refs/" + name + ".json"));
+  REQUIRE(refs["ids"].size() >= 9);
+  size_t total = 0;
+  for (auto it = refs["ids"].begin(); it != refs["ids"].end(); ++it) {
+    std::string text = read_file(kFixtures + "/corpus/" + it.key());
+    REQUIRE(!text.empty());
+    auto expected = it.value().get<std::vector<int32_t>>();
+    auto got = tok->encode(text);
+    total += expected.size();
+    if (got != expected) {
+      size_t k = 0;
+      while (k < got.size() && k < expected.size() && got[k] == expected[k]) ++k;
+      std::string around;
+      for (size_t q = k >= 3 ? k - 3 : 0; q < k + 3 && q < expected.size(); ++q)
+        around += "[" + tok->token_bytes(expected[q]) + "]";
+      FAIL_CHECK(name << " " << it.key() << ": first difference at token " << k << " of "
+                      << expected.size() << "; expected tokens near it: " << around);
+    }
+    std::string back = tok->decode(got);
+    if (normalizes && back != text) CHECK_MESSAGE(tok->encode(back) == got, it.key() << ": decode is not stable");
+    else CHECK_MESSAGE(back == text, it.key() << ": decode(encode(text)) != text");
+  }
+  CHECK(total > 50000);
+  for (const auto& e : refs["edge"]) {
+    std::string text = e[0].get<std::string>();
+    CHECK_MESSAGE(tok->encode(text) == e[1].get<std::vector<int32_t>>(), name << " edge string: " << text);
+  }
+}
+}  // namespace
+
+TEST_CASE("DeepSeek-V3 ids match Hugging Face tokenizers over the corpus") { check_exact("deepseek_v3", false); }
+TEST_CASE("Qwen3 ids match Hugging Face tokenizers over the corpus") { check_exact("qwen3", true); }
+
+TEST_CASE("tokenizer_config.json gives BOS/EOS and add_bos") {
+  auto ds = load("deepseek_v3");
+  REQUIRE(ds->bos_id().has_value());
+  CHECK(ds->token_text(*ds->bos_id()) == "<｜begin▁of▁sentence｜>");
+  CHECK(ds->token_text(*ds->eos_id()) == "<｜end▁of▁sentence｜>");
+  CHECK(ds->add_bos());
+  CHECK(ds->is_special(*ds->bos_id()));
+  auto qw = load("qwen3");
+  CHECK(!qw->bos_id().has_value());
+  CHECK(!qw->add_bos());
+  CHECK(qw->token_text(*qw->eos_id()) == "<|im_end|>");
+  CHECK(qw->vocab_size() > 151000);
+}
+
+TEST_CASE("special tokens are single ids and decode to their text") {
+  auto ds = load("deepseek_v3");
+  auto hole = ds->token_id("<｜fim▁hole｜>");
+  REQUIRE(hole.has_value());
+  auto ids = ds->encode("a<｜fim▁hole｜>b");
+  REQUIRE(ids.size() == 3);
+  CHECK(ids[1] == *hole);
+  CHECK(ds->decode(ids) == "a<｜fim▁hole｜>b");
+  CHECK(!ds->token_id("<｜no▁such▁token｜>").has_value());
+}
+
+TEST_CASE("streaming decode holds back characters split across tokens") {
+  auto qw = load("qwen3");
+  std::string text = "emoji 👩‍👩‍👧‍👦 and 漢字 and é done 🦀";
+  auto ids = qw->encode(text);
+  Tokenizer::StreamDecoder stream(qw);
+  std::string all;
+  bool saw_split = false;
+  for (int32_t id : ids) {
+    std::string piece = stream.push(id);
+    // Every piece handed out is valid UTF-8 on its own.
+    std::string bytes = qw->token_bytes(id);
+    if (!bytes.empty() && (static_cast<unsigned char>(bytes.back()) & 0x80) && piece != bytes) saw_split = true;
+    for (size_t i = 0; i < piece.size();) {
+      auto b = static_cast<unsigned char>(piece[i]);
+      size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : 4;
+      REQUIRE(b != 0xFF);
+      REQUIRE((b & 0xC0) != 0x80);
+      REQUIRE(i + n <= piece.size());
+      i += n;
+    }
+    all += piece;
+  }
+  all += stream.flush();
+  CHECK(all == text);
+  CHECK(saw_split);  // the text above does split characters across tokens in Qwen3's vocabulary
+}
+
+TEST_CASE("invalid UTF-8 input is replaced, not crashed on") {
+  auto ds = load("deepseek_v3");
+  auto ids = ds->encode(std::string("ab\xFF\xC3", 4));
+  CHECK(ds->decode(ids) == "ab\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+namespace {
+std::string write_temp(const std::string& name, const std::string& content) {
+  auto dir = fs::temp_directory_path() / "ghostline_tokenizer_test";
+  fs::create_directories(dir);
+  auto p = (dir / name).string();
+  std::ofstream(p, std::ios::binary) << content;
+  return p;
+}
+const char* kTinyModel = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]})";
+}  // namespace
+
+TEST_CASE("bad input gives clear errors") {
+  auto missing = Tokenizer::from_file("/nonexistent/tokenizer.json");
+  REQUIRE(!missing);
+  CHECK(missing.error().code == ErrorCode::NotFound);
+  CHECK(missing.error().message.find("/nonexistent/tokenizer.json") != std::string::npos);
+
+  auto malformed = Tokenizer::from_file(write_temp("malformed.json", "{\"model\": {"));
+  REQUIRE(!malformed);
+  CHECK(malformed.error().code == ErrorCode::InvalidArgument);
+  CHECK(malformed.error().message.find("not valid JSON") != std::string::npos);
+
+  auto unigram = Tokenizer::from_file(write_temp("unigram.json", R"({"model": {"type": "Unigram", "vocab": []}})"));
+  REQUIRE(!unigram);
+  CHECK(unigram.error().code == ErrorCode::Unsupported);
+  CHECK(unigram.error().message.find("Unigram") != std::string::npos);
+
+  auto pre = Tokenizer::from_file(write_temp("pre.json", std::string(R"({"pre_tokenizer": {"type": "Whitespace"}, )") + kTinyModel + "}"));
+  REQUIRE(!pre);
+  CHECK(pre.error().code == ErrorCode::Unsupported);
+  CHECK(pre.error().message.find("Whitespace") != std::string::npos);
+
+  auto regex = Tokenizer::from_file(write_temp("regex.json", std::string(R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(["}, "behavior": "Isolated"}, )") + kTinyModel + "}"));
+  REQUIRE(!regex);
+  CHECK(regex.error().message.find("bad regex") != std::string::npos);
+
+  auto merge = Tokenizer::from_file(write_temp("merge.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a c"]}})"));
+  REQUIRE(!merge);
+  CHECK(merge.error().message.find("merge 0") != std::string::npos);
+
+  auto good = Tokenizer::from_file(write_temp("good.json", std::string("{") + kTinyModel + "}"));
+  REQUIRE_MESSAGE(good.has_value(), (good ? "" : good.error().message));
+  CHECK((*good)->encode("abab") == std::vector<int32_t>{2, 2});
+  CHECK((*good)->encode("aab") == std::vector<int32_t>{0, 2});
+
+  auto no_dir = Tokenizer::from_model_dir("/nonexistent-model-dir");
+  REQUIRE(!no_dir);
+  CHECK(no_dir.error().code == ErrorCode::NotFound);
+}
