@@ -96,7 +96,10 @@ std::optional<Expected<std::string>> FrameReader::next() {
         std::string_view value = trim(line.substr(kHeaderName.size()));
         size_t n = 0;
         auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (value.empty() || ec != std::errc() || p != value.data() + value.size()) {
+        const bool digits_only = !value.empty() && value.find_first_not_of("0123456789") == std::string_view::npos;
+        if (digits_only && ec == std::errc::result_out_of_range) {
+          problem = "Content-Length " + std::string(value.substr(0, 40)) + " exceeds the limit of " + std::to_string(max_body_) + " bytes";
+        } else if (value.empty() || ec != std::errc() || p != value.data() + value.size()) {
           problem = "Content-Length is not a number: '" + std::string(value.substr(0, 40)) + "'";
         } else if (n > max_body_) {
           problem = "Content-Length " + std::string(value) + " exceeds the limit of " + std::to_string(max_body_) + " bytes";

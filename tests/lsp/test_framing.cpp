@@ -88,6 +88,13 @@ TEST_CASE("a non-numeric Content-Length is refused") {
 
 TEST_CASE("a huge Content-Length is refused without buffering the body") {
   FrameReader r(/*max_body=*/1024);
+  r.feed("Content-Length: 99999999999999999999999999\r\n\r\n");  // past 64 bits too
+  {
+    Drained first;
+    drain(r, first);
+    REQUIRE(first.errors.size() == 1);
+    CHECK(first.errors[0].find("exceeds") != std::string::npos);
+  }
   r.feed("Content-Length: 99999999999\r\n\r\n");
   Drained d;
   drain(r, d);
