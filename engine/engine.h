@@ -65,6 +65,16 @@ struct StreamEvent {
 
 using RequestId = uint64_t;
 
+// A snapshot of the engine's state, updated by the engine thread after every step.
+struct EngineCounters {
+  int kv_blocks_total = 0;
+  int kv_blocks_free = 0;            // on the free list
+  int kv_blocks_cached = 0;          // held by the prefix cache (shared ones included)
+  int running = 0;                   // sequences admitted into the batch
+  int waiting = 0;                   // submitted, not yet admitted (or preempted)
+  uint64_t steps = 0;                // forward passes so far
+};
+
 struct EngineOptions {
   int block_size = 16;
   int kv_blocks = 0;                 // 0 = from kv_memory_fraction of free memory
@@ -74,6 +84,11 @@ struct EngineOptions {
   bool prefix_cache = true;
 };
 
+// create() allocates the KV pool (options.kv_blocks, or kv_memory_fraction of the memory the
+// OS reports free, capped at what max_running full contexts could use) and starts the engine
+// thread. The tokenizer may be null: then events carry token ids only (no text, no stop
+// strings) and tokenizer() must not be called. The destructor stops the thread; every request
+// not yet finished gets its final event (Cancelled) before it returns.
 class Engine {
  public:
   static Expected<std::unique_ptr<Engine>> create(std::unique_ptr<Model> model,
@@ -87,6 +102,8 @@ class Engine {
   virtual const ModelInfo& info() const = 0;
   virtual const Tokenizer& tokenizer() const = 0;
   virtual int kv_capacity_tokens() const = 0;
+  // Thread-safe; may be a step old.
+  virtual EngineCounters counters() const { return {}; }
 };
 
 }  // namespace ghostline::engine

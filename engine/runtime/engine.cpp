@@ -1,0 +1,362 @@
+// The Engine: one thread that owns the Model, the KV pool and the scheduler, and runs
+// step() = schedule -> run (one Model::forward over the StepBatch) -> postprocess (sample,
+// verify drafts, stop conditions, stream events). submit()/cancel() only enqueue.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "engine/engine.h"
+#include "engine/runtime/block_manager.h"
+#include "engine/runtime/drafter.h"
+#include "engine/runtime/radix_cache.h"
+#include "engine/runtime/scheduler.h"
+#include "engine/runtime/sequence.h"
+#include "engine/runtime/text_stream.h"
+
+#ifdef GHOSTLINE_HAVE_TOKENIZER
+#include "engine/tokenizer/tokenizer.h"
+#endif
+
+namespace ghostline::engine {
+namespace runtime {
+namespace {
+
+// Bytes of memory the OS reports as available (MemAvailable), or 0 when unknown.
+int64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::unique_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, const EngineOptions& options,
+             int n_blocks)
+      : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options), blocks_(n_blocks),
+        cache_(blocks_, options.block_size), scheduler_(*model_, blocks_, cache_, options_) {
+    publish_counters();
+    eos_.insert(model_->info().eos_token_ids.begin(), model_->info().eos_token_ids.end());
+#ifdef GHOSTLINE_HAVE_TOKENIZER
+    if (tokenizer_ && tokenizer_->eos_id()) eos_.insert(*tokenizer_->eos_id());
+#endif
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  ~EngineImpl() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  RequestId submit(GenerationRequest request, std::function<void(const StreamEvent&)> on_event) override {
+    RequestId id = next_id_.fetch_add(1);
+    auto seq = std::make_unique<Sequence>(id, std::move(request), std::move(on_event), tokenizer_);
+    {
+      std::lock_guard lock(mu_);
+      inbox_.push_back(std::move(seq));
+    }
+    cv_.notify_all();
+    return id;
+  }
+
+  void cancel(RequestId id) override {
+    {
+      std::lock_guard lock(mu_);
+      cancels_.push_back(id);
+    }
+    cv_.notify_all();
+  }
+
+  const ModelInfo& info() const override { return model_->info(); }
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  int kv_capacity_tokens() const override { return blocks_.n_blocks() * options_.block_size; }
+  EngineCounters counters() const override {
+    std::lock_guard lock(counters_mu_);
+    return counters_;
+  }
+
+ private:
+  void loop();
+  void publish_counters();
+  void drain_inbox(bool& stop);
+  void step();
+  void postprocess(const ScheduledStep& step, const std::vector<float>& logits);
+  void finish(Sequence* seq, FinishReason reason, std::vector<int32_t> tokens, std::string text,
+              std::string error = {});
+  static void deliver(Sequence& seq, const StreamEvent& ev);
+
+  std::unique_ptr<Model> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  EngineOptions options_;
+  BlockManager blocks_;
+  RadixCache cache_;
+  Scheduler scheduler_;
+  std::set<int32_t> eos_;
+  std::vector<float> logits_;
+
+  mutable std::mutex counters_mu_;
+  EngineCounters counters_;
+  uint64_t steps_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Sequence>> inbox_;
+  std::vector<RequestId> cancels_;
+  bool stop_ = false;
+  std::atomic<RequestId> next_id_{1};
+  std::thread thread_;
+};
+
+void EngineImpl::deliver(Sequence& seq, const StreamEvent& ev) {
+  if (!seq.on_event) return;
+  try {
+    seq.on_event(ev);
+  } catch (...) {
+    // A callback's exception must not take down the engine thread.
+  }
+}
+
+void EngineImpl::finish(Sequence* seq, FinishReason reason, std::vector<int32_t> tokens, std::string text,
+                        std::string error) {
+  const bool keep_kv = reason != FinishReason::Error;
+  std::unique_ptr<Sequence> owned = scheduler_.remove(seq, keep_kv);
+  if (!owned) return;
+  if (reason != FinishReason::Stop && reason != FinishReason::Error) text += owned->text.flush();
+  StreamEvent ev;
+  ev.tokens = std::move(tokens);
+  ev.text = std::move(text);
+  ev.finished = true;
+  ev.reason = reason;
+  ev.error = std::move(error);
+  owned->stats.prompt_tokens = owned->n_prompt;
+  owned->stats.total_ms = ms_between(owned->submitted, Clock::now());
+  ev.stats = owned->stats;
+  deliver(*owned, ev);
+}
+
+void EngineImpl::drain_inbox(bool& stop) {
+  std::vector<std::unique_ptr<Sequence>> incoming;
+  std::vector<RequestId> cancels;
+  {
+    std::lock_guard lock(mu_);
+    incoming.swap(inbox_);
+    cancels.swap(cancels_);
+    stop = stop_;
+  }
+  const int max_context = model_->info().max_context;
+  for (auto& s : incoming) {
+    Sequence* raw = s.get();
+    if (s->tokens.empty()) {
+      scheduler_.add(std::move(s));
+      finish(raw, FinishReason::Error, {}, {}, "empty prompt: a request needs at least one token");
+      continue;
+    }
+    const int vocab = model_->info().vocab_size;
+    auto bad = std::find_if(s->tokens.begin(), s->tokens.end(), [&](int32_t t) { return t < 0 || t >= vocab; });
+    if (bad != s->tokens.end()) {
+      std::string msg = "prompt token id " + std::to_string(*bad) + " is outside the vocabulary (size " +
+                        std::to_string(vocab) + ")";
+      scheduler_.add(std::move(s));
+      finish(raw, FinishReason::Error, {}, {}, msg);
+      continue;
+    }
+    if (max_context > 0 && static_cast<int>(s->tokens.size()) >= max_context) {
+      std::string msg = "prompt of " + std::to_string(s->tokens.size()) + " tokens does not fit the model's context of " +
+                        std::to_string(max_context);
+      scheduler_.add(std::move(s));
+      finish(raw, FinishReason::Error, {}, {}, msg);
+      continue;
+    }
+    if (s->request.sampling.max_tokens <= 0) {
+      scheduler_.add(std::move(s));
+      finish(raw, FinishReason::Length, {}, {});
+      continue;
+    }
+    scheduler_.add(std::move(s));
+  }
+  if (!cancels.empty()) {
+    std::unordered_set<RequestId> ids(cancels.begin(), cancels.end());
+    for (Sequence* s : scheduler_.all())
+      if (ids.count(s->id)) finish(s, FinishReason::Cancelled, {}, {});
+  }
+}
+
+void EngineImpl::loop() {
+  for (;;) {
+    bool stop = false;
+    drain_inbox(stop);
+    if (stop) break;
+    if (scheduler_.idle()) {
+      publish_counters();
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty(); });
+      continue;
+    }
+    step();
+    publish_counters();
+  }
+  // Shutting down: every request still known gets its final event.
+  {
+    std::lock_guard lock(mu_);
+    for (auto& s : inbox_) scheduler_.add(std::move(s));
+    inbox_.clear();
+  }
+  for (Sequence* s : scheduler_.all()) finish(s, FinishReason::Cancelled, {}, {});
+}
+
+void EngineImpl::publish_counters() {
+  EngineCounters c;
+  c.kv_blocks_total = blocks_.n_blocks();
+  c.kv_blocks_free = blocks_.n_free();
+  c.kv_blocks_cached = cache_.cached_blocks();
+  c.running = scheduler_.n_running();
+  c.waiting = scheduler_.n_waiting();
+  c.steps = steps_;
+  std::lock_guard lock(counters_mu_);
+  counters_ = c;
+}
+
+void EngineImpl::step() {
+  // Time budgets.
+  const auto now = Clock::now();
+  for (Sequence* s : scheduler_.all()) {
+    const double age = ms_between(s->submitted, now);
+    if ((s->request.max_total_ms > 0 && age > s->request.max_total_ms) ||
+        (s->request.max_prefill_ms > 0 && !s->has_first_token && age > s->request.max_prefill_ms))
+      finish(s, FinishReason::Budget, {}, {});
+  }
+  // Drafts for sequences in decode.
+  for (Sequence* s : scheduler_.all()) {
+    s->draft.clear();
+    if (s->request.speculation && s->sampler.greedy() && s->in_decode()) propose_draft(*s);
+  }
+  std::vector<std::pair<std::unique_ptr<Sequence>, Error>> failed;
+  ScheduledStep step = scheduler_.schedule(failed);
+  for (auto& [seq, err] : failed) {
+    Sequence* raw = seq.get();
+    scheduler_.add(std::move(seq));
+    finish(raw, FinishReason::Error, {}, {}, err.message);
+  }
+  if (step.empty()) return;
+  int row = 0;
+  for (size_t i = 0; i < step.seqs.size(); ++i) {
+    step.seqs[i]->logits_row = row;
+    const auto& ss = step.batch.seqs[i];
+    row += ss.all_logits ? ss.n_new : 1;
+  }
+  ++steps_;
+  auto r = model_->forward(step.batch, logits_);
+  const size_t V = model_->info().vocab_size;
+  if (r && logits_.size() < static_cast<size_t>(row) * V)
+    r = make_error(ErrorCode::Internal, "model returned " + std::to_string(logits_.size()) + " logits, expected " +
+                                            std::to_string(static_cast<size_t>(row) * V));
+  if (!r) {
+    for (Sequence* s : step.seqs) finish(s, FinishReason::Error, {}, {}, "model forward failed: " + r.error().message);
+    return;
+  }
+  postprocess(step, logits_);
+}
+
+void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>& logits) {
+  const size_t V = model_->info().vocab_size;
+  const int max_context = model_->info().max_context;
+  for (Sequence* s : step.seqs) {
+    const int n_real = s->step_new - static_cast<int>(s->draft.size());  // tokens of s->tokens fed
+    s->n_computed += n_real;
+    if (s->n_computed < static_cast<int>(s->tokens.size())) continue;  // prefill chunk, more to come
+    // Sample the next token; with a draft, keep sampling while the draft agrees.
+    std::vector<int32_t> accepted;
+    int row = s->logits_row + (s->draft.empty() ? 0 : n_real - 1);
+    const int n_draft = static_cast<int>(s->draft.size());
+    int n_draft_ok = 0;
+    for (int i = 0;; ++i) {
+      int32_t t = s->sampler.sample(std::span<const float>(logits.data() + static_cast<size_t>(row + i) * V, V));
+      accepted.push_back(t);
+      if (i >= n_draft || t != s->draft[i]) break;
+      ++n_draft_ok;
+    }
+    s->stats.draft_proposed += n_draft;
+    if (n_draft > 0)
+      s->draft_len = n_draft_ok == n_draft ? std::min(kMaxDraft, s->draft_len * 2) : std::max(1, n_draft_ok + 1);
+    s->stats.draft_accepted += n_draft_ok;
+    s->n_computed += n_draft_ok;  // accepted draft tokens' KV is valid; the rest is rolled back
+    s->draft.clear();
+    scheduler_.truncate_blocks(*s);
+    if (!s->has_first_token) {
+      s->has_first_token = true;
+      s->stats.ttft_ms = ms_between(s->submitted, Clock::now());
+    }
+    // Append accepted tokens one by one, checking stop conditions after each.
+    std::vector<int32_t> out;
+    std::string text;
+    FinishReason reason = FinishReason::None;
+    for (int32_t t : accepted) {
+      s->tokens.push_back(t);
+      ++s->stats.generated_tokens;
+      if (eos_.count(t)) { reason = FinishReason::Eos; break; }
+      out.push_back(t);
+      text += s->text.push(t);
+      if (s->text.stopped()) { reason = FinishReason::Stop; break; }
+      if (s->n_generated() >= s->request.sampling.max_tokens) { reason = FinishReason::Length; break; }
+      if (max_context > 0 && static_cast<int>(s->tokens.size()) >= max_context) { reason = FinishReason::Length; break; }
+    }
+    // Tokens past a finishing one were never shown: their KV must not enter the cache.
+    s->n_computed = std::min<int>(s->n_computed, static_cast<int>(s->tokens.size()) - 1);
+    if (reason != FinishReason::None) {
+      finish(s, reason, std::move(out), std::move(text));
+      continue;
+    }
+    StreamEvent ev;
+    ev.tokens = std::move(out);
+    ev.text = std::move(text);
+    deliver(*s, ev);
+  }
+}
+
+}  // namespace
+}  // namespace runtime
+
+Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer,
+                                                 const EngineOptions& options) {
+  if (!model) return make_error(ErrorCode::InvalidArgument, "Engine::create: no model");
+  if (options.block_size <= 0 || options.block_size > 4096)
+    return make_error(ErrorCode::InvalidArgument,
+                      "EngineOptions.block_size must be in 1..4096, got " + std::to_string(options.block_size));
+  if (options.kv_blocks < 0)
+    return make_error(ErrorCode::InvalidArgument, "EngineOptions.kv_blocks must be >= 0, got " + std::to_string(options.kv_blocks));
+  const ModelInfo& info = model->info();
+  if (info.vocab_size <= 0) return make_error(ErrorCode::InvalidArgument, "Engine::create: model reports no vocabulary");
+  int n_blocks = options.kv_blocks;
+  if (n_blocks == 0) {
+    const double fraction = std::clamp(options.kv_memory_fraction, 0.0, 1.0);
+    const int64_t per_block = std::max<int64_t>(1, info.kv_bytes_per_token) * options.block_size;
+    const int64_t avail = runtime::available_memory_bytes();
+    int64_t blocks = avail > 0 ? static_cast<int64_t>(avail * fraction) / per_block : 256;
+    // More than a few full contexts per running request would only hold memory for nothing.
+    const int64_t ctx = info.max_context > 0 ? info.max_context : 4096;
+    const int64_t useful = (ctx * std::max(1, options.max_running) * 2 + options.block_size - 1) / options.block_size;
+    n_blocks = static_cast<int>(std::clamp<int64_t>(blocks, 0, std::min<int64_t>(useful, 1 << 24)));
+    if (n_blocks < 1)
+      return make_error(ErrorCode::ResourceExhausted,
+                        "not enough free memory for a KV pool: " + std::to_string(avail) + " bytes available, " +
+                            std::to_string(per_block) + " bytes per block");
+  }
+  if (auto r = model->allocate_kv(options.block_size, n_blocks); !r) return r.error();
+  return std::unique_ptr<Engine>(
+      std::make_unique<runtime::EngineImpl>(std::move(model), std::move(tokenizer), options, n_blocks));
+}
+
+}  // namespace ghostline::engine

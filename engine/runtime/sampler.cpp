@@ -1,0 +1,73 @@
+// Sampler: greedy, temperature, top-k, top-p, seeded draws.
+#include "engine/runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace ghostline::engine::runtime {
+
+int32_t argmax(std::span<const float> logits) {
+  int32_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+  return best;
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+std::vector<float> Sampler::probabilities(std::span<const float> logits) const {
+  const size_t V = logits.size();
+  std::vector<float> p(V, 0.0f);
+  if (V == 0) return p;
+  if (params_.temperature <= 0.0f) {
+    p[argmax(logits)] = 1.0f;
+    return p;
+  }
+  // Candidates sorted by logit, descending (ties: lower id first), cut by top-k.
+  std::vector<int32_t> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  size_t k = (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < V) ? params_.top_k : V;
+  auto cmp = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), cmp);
+  order.resize(k);
+  const double inv_t = 1.0 / params_.temperature;
+  const double top = logits[order[0]];
+  std::vector<double> w(k);
+  double sum = 0;
+  for (size_t i = 0; i < k; ++i) {
+    double x = (logits[order[i]] - top) * inv_t;
+    w[i] = std::isfinite(x) ? std::exp(x) : 0.0;
+    sum += w[i];
+  }
+  size_t keep = k;
+  if (params_.top_p > 0.0f && params_.top_p < 1.0f) {
+    double mass = 0;
+    for (size_t i = 0; i < k; ++i) {
+      mass += w[i] / sum;
+      if (mass >= params_.top_p) { keep = i + 1; break; }
+    }
+  }
+  double kept = 0;
+  for (size_t i = 0; i < keep; ++i) kept += w[i];
+  for (size_t i = 0; i < keep; ++i) p[order[i]] = static_cast<float>(w[i] / kept);
+  return p;
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (logits.empty()) return 0;
+  if (greedy()) return argmax(logits);
+  std::vector<float> p = probabilities(logits);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  double r = u(rng_), acc = 0;
+  int32_t last = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] <= 0) continue;
+    acc += p[i];
+    last = static_cast<int32_t>(i);
+    if (r < acc) return last;
+  }
+  return last;
+}
+
+}  // namespace ghostline::engine::runtime

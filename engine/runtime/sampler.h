@@ -1,0 +1,32 @@
+// Sampler: turns one row of logits into a token id, per a request's SamplingParams.
+//
+// temperature 0 is greedy (argmax, lowest id on ties). Otherwise softmax(logits / T), then
+// top-k (keep the k most likely), then top-p (the smallest set whose mass reaches p), then a
+// draw from a generator seeded by SamplingParams::seed: the same seed gives the same tokens.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace ghostline::engine::runtime {
+
+int32_t argmax(std::span<const float> logits);
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+  int32_t sample(std::span<const float> logits);
+  bool greedy() const { return params_.temperature <= 0.0f; }
+  // The distribution sample() draws from (after temperature, top-k, top-p), for tests.
+  std::vector<float> probabilities(std::span<const float> logits) const;
+
+ private:
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace ghostline::engine::runtime

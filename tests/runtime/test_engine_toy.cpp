@@ -1,0 +1,261 @@
+// The engine over ToyModel: greedy output equal to a paging-free reference, with and without
+// prefix reuse, with chunked and whole prefill, with speculation on and off; concurrency,
+// cancellation, memory pressure, budgets and bad input.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <thread>
+
+#include "engine/runtime/sampler.h"
+#include "tests/runtime/engine_helpers.h"
+#include "tests/runtime/toy_model.h"
+
+using namespace ghostline;
+using namespace ghostline::engine;
+using namespace ghostline::engine::testing;
+
+namespace {
+
+struct Toy {
+  ToyModel* model = nullptr;
+  std::unique_ptr<Engine> engine;
+};
+
+Toy make_toy(EngineOptions opt, int vocab = 32, int max_context = 4096) {
+  auto m = std::make_unique<ToyModel>(vocab, max_context);
+  Toy t;
+  t.model = m.get();
+  auto e = Engine::create(std::move(m), nullptr, opt);
+  REQUIRE(e);
+  t.engine = std::move(*e);
+  return t;
+}
+
+// Greedy continuation computed from reference_logits, token by token.
+std::vector<int32_t> reference_greedy(const ToyModel& m, std::vector<int32_t> history, int n) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    auto l = m.reference_logits(history);
+    int32_t t = engine::runtime::argmax(l);
+    out.push_back(t);
+    history.push_back(t);
+  }
+  return out;
+}
+
+std::vector<int32_t> random_prompt(std::mt19937& rng, int n, int vocab = 32) {
+  std::vector<int32_t> p(n);
+  for (auto& t : p) t = static_cast<int32_t>(rng() % vocab);
+  return p;
+}
+
+void wait_idle(Engine& e) {
+  for (int i = 0; i < 2000; ++i) {
+    auto c = e.counters();
+    if (c.running == 0 && c.waiting == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("greedy output equals the reference: cache on/off, chunked/whole prefill, speculation on/off") {
+  std::mt19937 rng(1);
+  auto base = random_prompt(rng, 70);
+  for (bool prefix_cache : {false, true})
+    for (int max_batch : {512, 7})
+      for (bool spec : {false, true})
+        for (int block : {1, 16}) {
+          EngineOptions opt;
+          opt.kv_blocks = 4096 / block;
+          opt.block_size = block;
+          opt.max_batch_tokens = max_batch;
+          opt.prefix_cache = prefix_cache;
+          Toy t = make_toy(opt);
+          // Several prompts sharing prefixes, so that the cache hits (also mid-block).
+          for (int k = 0; k < 4; ++k) {
+            std::vector<int32_t> prompt(base.begin(), base.begin() + 40 + 9 * k);
+            prompt.push_back(static_cast<int32_t>(k));
+            GenerationRequest req;
+            req.prompt = prompt;
+            req.sampling.max_tokens = 24;
+            req.speculation = spec;
+            Collected c = run_one(*t.engine, req);
+            CAPTURE(prefix_cache); CAPTURE(max_batch); CAPTURE(spec); CAPTURE(block); CAPTURE(k);
+            REQUIRE(c.error == "");
+            CHECK(c.reason == FinishReason::Length);
+            CHECK(c.final_events == 1);
+            CHECK(c.tokens == reference_greedy(*t.model, prompt, 24));
+            CHECK(c.stats.generated_tokens == 24);
+            CHECK(c.stats.prompt_tokens == static_cast<int>(prompt.size()));
+            if (prefix_cache && k > 0) CHECK(c.stats.cached_tokens >= 40);
+            if (!prefix_cache) CHECK(c.stats.cached_tokens == 0);
+            if (!spec) CHECK(c.stats.draft_proposed == 0);
+          }
+        }
+}
+
+TEST_CASE("speculation proposes drafts, accepts some, and a hint that is right is accepted whole") {
+  EngineOptions opt;
+  opt.kv_blocks = 256;
+  Toy t = make_toy(opt);
+  std::mt19937 rng(3);
+  auto prompt = random_prompt(rng, 50);
+  auto expected = reference_greedy(*t.model, prompt, 40);
+  GenerationRequest req;
+  req.prompt = prompt;
+  req.sampling.max_tokens = 40;
+  req.draft_hint = expected;  // the previous suggestion, exactly right
+  int before = t.model->forwards;
+  Collected c = run_one(*t.engine, req);
+  CHECK(c.tokens == expected);
+  CHECK(c.stats.draft_accepted == c.stats.draft_proposed);
+  CHECK(c.stats.draft_accepted >= 30);
+  CHECK(t.model->forwards - before < 15);
+  // A wrong hint changes nothing in the output.
+  req.draft_hint.assign(40, 5);
+  Collected w = run_one(*t.engine, req);
+  CHECK(w.tokens == expected);
+  CHECK(w.stats.draft_proposed > w.stats.draft_accepted);
+}
+
+TEST_CASE("many concurrent requests with cancellations: one final event each, every block returned") {
+  EngineOptions opt;
+  opt.kv_blocks = 64;  // 1024 tokens: tight for 40 requests, so requests wait and preempt
+  opt.block_size = 16;
+  opt.max_batch_tokens = 64;
+  opt.max_running = 8;
+  Toy t = make_toy(opt);
+  std::mt19937 rng(5);
+  auto shared = random_prompt(rng, 100);
+  const int N = 40;
+  std::vector<std::unique_ptr<Collector>> cs;
+  std::vector<RequestId> ids;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < N; ++i) {
+    std::vector<int32_t> p(shared.begin(), shared.begin() + 20 + rng() % 80);
+    auto tail = random_prompt(rng, 1 + rng() % 30);
+    p.insert(p.end(), tail.begin(), tail.end());
+    prompts.push_back(p);
+    GenerationRequest req;
+    req.prompt = p;
+    req.sampling.max_tokens = 5 + rng() % 30;
+    cs.push_back(std::make_unique<Collector>());
+    ids.push_back(t.engine->submit(req, cs.back()->callback()));
+    if (i % 3 == 2) t.engine->cancel(ids[rng() % ids.size()]);
+  }
+  for (int i = 0; i < N; ++i) {
+    const Collected& c = cs[i]->wait();
+    CHECK(c.final_events == 1);
+    CHECK(c.error == "");
+    if (c.reason == FinishReason::Length) CHECK(c.tokens == reference_greedy(*t.model, prompts[i], c.tokens.size()));
+    else CHECK(c.reason == FinishReason::Cancelled);
+  }
+  wait_idle(*t.engine);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto cnt = t.engine->counters();
+  CHECK(cnt.kv_blocks_free + cnt.kv_blocks_cached == cnt.kv_blocks_total);
+  // Still exactly one final event each after everything settled.
+  for (auto& c : cs) CHECK(c->snapshot().final_events == 1);
+}
+
+TEST_CASE("a prompt larger than the whole pool fails with a clear error; the engine goes on") {
+  EngineOptions opt;
+  opt.kv_blocks = 4;
+  opt.block_size = 4;
+  Toy t = make_toy(opt);
+  GenerationRequest big;
+  big.prompt.assign(40, 1);
+  Collected c = run_one(*t.engine, big);
+  CHECK(c.reason == FinishReason::Error);
+  CHECK(c.error.find("KV pool") != std::string::npos);
+  GenerationRequest small;
+  small.prompt = {1, 2, 3};
+  small.sampling.max_tokens = 5;
+  Collected s = run_one(*t.engine, small);
+  CHECK(s.reason == FinishReason::Length);
+  CHECK(s.tokens == reference_greedy(*t.model, small.prompt, 5));
+}
+
+TEST_CASE("bad requests finish with Error and a message naming the problem") {
+  EngineOptions opt;
+  opt.kv_blocks = 16;
+  Toy t = make_toy(opt, 32, 64);
+  GenerationRequest empty;
+  Collected e = run_one(*t.engine, empty);
+  CHECK(e.reason == FinishReason::Error);
+  CHECK(e.error.find("empty prompt") != std::string::npos);
+  GenerationRequest oov;
+  oov.prompt = {1, 99};
+  Collected o = run_one(*t.engine, oov);
+  CHECK(o.reason == FinishReason::Error);
+  CHECK(o.error.find("99") != std::string::npos);
+  GenerationRequest longp;
+  longp.prompt.assign(64, 1);
+  CHECK(run_one(*t.engine, longp).reason == FinishReason::Error);
+  // Generation stops at the context length.
+  GenerationRequest near;
+  near.prompt.assign(60, 1);
+  near.sampling.max_tokens = 100;
+  Collected n = run_one(*t.engine, near);
+  CHECK(n.reason == FinishReason::Length);
+  CHECK(n.tokens.size() == 4);
+  CHECK_FALSE(Engine::create(std::make_unique<ToyModel>(), nullptr, EngineOptions{.block_size = 0}));
+}
+
+TEST_CASE("EOS ends a request without emitting the EOS token") {
+  EngineOptions opt;
+  opt.kv_blocks = 64;
+  auto m = std::make_unique<ToyModel>();
+  std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
+  auto ref = m->reference_logits(prompt);
+  auto expected = reference_greedy(*m, prompt, 10);
+  m->mutable_info().eos_token_ids = {expected[3]};
+  auto first = std::find(expected.begin(), expected.end(), expected[3]) - expected.begin();
+  auto e = Engine::create(std::move(m), nullptr, opt);
+  REQUIRE(e);
+  GenerationRequest req;
+  req.prompt = prompt;
+  req.sampling.max_tokens = 10;
+  Collected c = run_one(**e, req);
+  CHECK(c.reason == FinishReason::Eos);
+  CHECK(c.tokens == std::vector<int32_t>(expected.begin(), expected.begin() + first));
+}
+
+TEST_CASE("time budgets finish a request with Budget") {
+  EngineOptions opt;
+  opt.kv_blocks = 64;
+  auto m = std::make_unique<ToyModel>();
+  m->delay_ms = 2;
+  auto e = Engine::create(std::move(m), nullptr, opt);
+  REQUIRE(e);
+  GenerationRequest req;
+  req.prompt = {1, 2, 3};
+  req.sampling.max_tokens = 100000;  // ~200 s of steps: only the budget can end it
+  req.max_total_ms = 30;
+  Collected c = run_one(**e, req);
+  CHECK(c.reason == FinishReason::Budget);
+  CHECK(c.final_events == 1);
+  CHECK(c.tokens.size() > 0);
+}
+
+TEST_CASE("destroying the engine finishes every pending request with one final event") {
+  std::vector<std::unique_ptr<Collector>> cs;
+  {
+    EngineOptions opt;
+    opt.kv_blocks = 256;
+    Toy t = make_toy(opt);
+    for (int i = 0; i < 10; ++i) {
+      GenerationRequest req;
+      req.prompt = {1, 2, 3, static_cast<int32_t>(i)};
+      req.sampling.max_tokens = 3000;
+      cs.push_back(std::make_unique<Collector>());
+      t.engine->submit(req, cs.back()->callback());
+    }
+  }
+  for (auto& c : cs) {
+    auto s = c->snapshot();
+    CHECK(s.final_events == 1);
+    CHECK((s.reason == FinishReason::Cancelled || s.reason == FinishReason::Length));
+  }
+}

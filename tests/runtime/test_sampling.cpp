@@ -1,0 +1,85 @@
+// Sampling and text streaming: greedy, seeded draws, top-k / top-p supports, the empirical
+// distribution against the computed one, stop strings held back and cut.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+
+#include "engine/runtime/drafter.h"
+#include "engine/runtime/sampler.h"
+#include "engine/runtime/text_stream.h"
+
+using namespace ghostline::engine;
+using namespace ghostline::engine::runtime;
+
+TEST_CASE("greedy picks the argmax, lowest id on ties") {
+  std::vector<float> l = {0.1f, 2.0f, -1.0f, 2.0f};
+  Sampler s(SamplingParams{});
+  CHECK(s.sample(l) == 1);
+}
+
+TEST_CASE("temperature sampling: same seed same tokens; frequencies follow softmax") {
+  std::vector<float> l = {1.0f, 2.0f, 0.5f, 3.0f, -2.0f};
+  SamplingParams p;
+  p.temperature = 0.7f;
+  p.seed = 99;
+  Sampler a(p), b(p);
+  for (int i = 0; i < 50; ++i) CHECK(a.sample(l) == b.sample(l));
+  // Reference softmax computed here in double, independently of the sampler.
+  std::vector<double> ref(l.size());
+  double z = 0;
+  for (size_t i = 0; i < l.size(); ++i) z += ref[i] = std::exp(l[i] / 0.7);
+  for (auto& r : ref) r /= z;
+  auto probs = a.probabilities(l);
+  for (size_t i = 0; i < l.size(); ++i) CHECK(probs[i] == doctest::Approx(ref[i]).epsilon(1e-5));
+  const int N = 40000;
+  std::map<int, int> count;
+  for (int i = 0; i < N; ++i) ++count[a.sample(l)];
+  double chi2 = 0;
+  for (size_t i = 0; i < l.size(); ++i) {
+    double e = ref[i] * N;
+    chi2 += (count[i] - e) * (count[i] - e) / e;
+  }
+  CHECK(chi2 < 25.0);  // 4 degrees of freedom: p < 1e-4 by chance
+}
+
+TEST_CASE("top-k and top-p restrict the support") {
+  std::vector<float> l = {1.0f, 4.0f, 3.0f, 2.0f, 0.0f};
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 2;
+  Sampler k(p);
+  auto pk = k.probabilities(l);
+  CHECK(pk[1] > 0);
+  CHECK(pk[2] > 0);
+  CHECK(pk[0] == 0);
+  CHECK(pk[3] == 0);
+  CHECK(pk[1] + pk[2] == doctest::Approx(1.0));
+  for (int i = 0; i < 200; ++i) {
+    int t = k.sample(l);
+    CHECK((t == 1 || t == 2));
+  }
+  p.top_k = 0;
+  p.top_p = 0.5f;  // the top token alone has mass e^4 / sum ≈ 0.64 >= 0.5
+  Sampler tp(p);
+  auto pp = tp.probabilities(l);
+  CHECK(pp[1] == doctest::Approx(1.0));
+  p.top_p = 0.9f;  // needs the top three: 0.64, 0.87, 0.95
+  auto p3 = Sampler(p).probabilities(l);
+  CHECK(p3[3] > 0);
+  CHECK(p3[0] == 0);
+}
+
+TEST_CASE("stop strings: held back while undecided, cut when matched") {
+  CHECK(held_back_for_stop("abc\n", {"\n\n"}) == 1);
+  CHECK(held_back_for_stop("abc", {"\n\n"}) == 0);
+  CHECK(held_back_for_stop("x</", {"</s>", "<|end"}) == 2);
+  CHECK(held_back_for_stop("", {"ab"}) == 0);
+}
+
+TEST_CASE("prompt lookup proposes what followed the last earlier occurrence") {
+  std::vector<int32_t> t = {1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 5, 1, 2, 3};
+  CHECK(prompt_lookup(t, 3, 2) == std::vector<int32_t>{7, 8});
+  CHECK(prompt_lookup(t, 3, 10) == std::vector<int32_t>{7, 8, 5, 1, 2, 3});
+  CHECK(prompt_lookup(std::vector<int32_t>{4, 5, 6}, 2, 3).empty());
+}
