@@ -89,7 +89,15 @@ void LspServer::install_observer() {
   std::weak_ptr<LspServer> weak = weak_from_this();
   completion::Service::Observer observer;
   observer.on_log = [weak](const std::string& line) {
-    if (auto self = weak.lock()) self->log(kLogInfo, line);
+    auto self = weak.lock();
+    if (!self) return;
+    self->log(kLogInfo, line);
+    bool tracing;
+    {
+      std::lock_guard lock(self->settings_mu_);
+      tracing = self->trace_ != "off";
+    }
+    if (tracing) self->binder_.notify("$/logTrace", json{{"message", line}});
   };
   observer.on_progress = [weak](const std::string& message, int percent, bool done) {
     if (auto self = weak.lock()) self->progress(message, percent, done);

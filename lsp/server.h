@@ -2,6 +2,7 @@
 // between the protocol (positions in the negotiated encoding) and ghostline::completion::Service
 // (UTF-8 byte offsets) and delegates; nothing here computes a completion or a fix.
 //
+// $/setTrace: with trace on, the service's log lines also go out as $/logTrace.
 // Lifecycle: requests before `initialize` answer -32002, requests after `shutdown` answer
 // -32600, `exit` ends the session with code 0 after shutdown and 1 without. Service observer
 // callbacks (logs, model-load progress, diagnostics) may come from any thread; everything the

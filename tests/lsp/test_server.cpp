@@ -425,6 +425,12 @@ TEST_CASE("the service's observer becomes logMessage, workDoneProgress and publi
   auto logs = c.with_method("window/logMessage");
   REQUIRE(logs.size() == 1);
   CHECK(logs[0]["params"]["message"] == "model loaded");
+  CHECK(c.with_method("$/logTrace").empty());  // trace is off until $/setTrace
+  c.notify("$/setTrace", {{"value", "verbose"}});
+  service.observer.on_log("traced line");
+  auto traces = c.with_method("$/logTrace");
+  REQUIRE(traces.size() == 1);
+  CHECK(traces[0]["params"]["message"] == "traced line");
   auto created = c.with_method("window/workDoneProgress/create");
   REQUIRE(created.size() == 1);
   auto progress = c.with_method("$/progress");
