@@ -9,7 +9,13 @@
 const { spawn } = require('child_process');
 const net = require('net');
 const assert = require('assert');
-const lsp = require('vscode-languageserver-protocol/node');
+let lsp;
+try {
+  lsp = require('vscode-languageserver-protocol/node');
+} catch (e) {
+  console.error(`vscode-languageserver-protocol is not installed: run tools/setup.sh (npm ci in ${__dirname})`);
+  process.exit(1);
+}
 
 const binary = process.argv[2];
 if (!binary) {
