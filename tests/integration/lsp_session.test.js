@@ -22,7 +22,7 @@ if (!binary) {
   console.error('usage: lsp_session.test.js GHOSTLINE_BINARY');
   process.exit(2);
 }
-const STEP_TIMEOUT_MS = 30000;
+const STEP_TIMEOUT_MS = 90000;  // a first completion may load a model on the CPU
 
 function within(promise, what) {
   let timer;

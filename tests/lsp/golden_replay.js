@@ -14,7 +14,7 @@ const fs = require('fs');
 const path = require('path');
 const assert = require('assert');
 
-const TIMEOUT_MS = 20000;
+const TIMEOUT_MS = 60000;  // per step: a first completion may load a model on the CPU
 
 function frame(message) {
   const body = Buffer.from(JSON.stringify(message), 'utf8');
