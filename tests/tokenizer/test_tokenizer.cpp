@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -127,6 +128,19 @@ TEST_CASE("streaming decode holds back characters split across tokens") {
   all += stream.flush();
   CHECK(all == text);
   CHECK(saw_split);  // the text above does split characters across tokens in Qwen3's vocabulary
+}
+
+TEST_CASE("concurrent encodes from several threads give the reference ids") {
+  auto qw = load("qwen3");
+  auto refs = nlohmann::json::parse(read_file(kFixtures + "/refs/qwen3.json"));
+  const char* files[] = {"code_go.go", "code_js.js", "prose_multilingual.txt", "code_go.go"};
+  std::vector<std::vector<int32_t>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] { got[t] = qw->encode(read_file(kFixtures + "/corpus/" + files[t])); });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < got.size(); ++t)
+    CHECK_MESSAGE(got[t] == refs["ids"][files[t]].get<std::vector<int32_t>>(), files[t]);
 }
 
 TEST_CASE("invalid UTF-8 input is replaced, not crashed on") {
