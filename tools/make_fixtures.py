@@ -123,7 +123,7 @@ def randomize(model, gen):
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
             elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=gen))
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
             elif name.endswith(".gate.weight"):  # MoE routers: decisive routing
                 p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / math.sqrt(p.shape[-1])))
             else:

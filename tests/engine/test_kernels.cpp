@@ -1,0 +1,103 @@
+// The CPU kernels against plain double-precision loops, for each weight dtype, with the AVX2
+// kernels (when this CPU has them) and the portable ones.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/cpu/kernels.h"
+
+using namespace ghostline::cpu;
+
+namespace {
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+void check_matmul(WType type, int64_t T, int64_t N, int64_t K) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(T * K), wf(N * K), bias(N), y(T * N);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : bias) v = nd(rng);
+  std::vector<uint16_t> wh(N * K);
+  for (int64_t i = 0; i < N * K; ++i) {
+    float f = nd(rng);
+    if (type == WType::BF16) {
+      wh[i] = to_bf16(f);
+      wf[i] = bf16_to_f32(wh[i]);
+    } else if (type == WType::F16) {
+      // Round-trip through a value exactly representable in f16: small integers / 64.
+      float q = std::round(f * 64) / 64;
+      wf[i] = q;
+      uint32_t u;
+      std::memcpy(&u, &q, 4);
+      // Exact conversion for these values (normal range).
+      int exp = static_cast<int>((u >> 23) & 0xff) - 127 + 15;
+      uint16_t h = static_cast<uint16_t>(((u >> 16) & 0x8000u) | (q == 0 ? 0 : (exp << 10) | ((u >> 13) & 0x3ffu)));
+      wh[i] = h;
+      REQUIRE(f16_to_f32(h) == q);
+    } else {
+      wf[i] = f;
+    }
+  }
+  WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
+  ThreadPool pool(2);
+  matmul(pool, x.data(), T, w, bias.data(), y.data());
+  double worst = 0;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      double ref = bias[n];
+      for (int64_t k = 0; k < K; ++k) ref += static_cast<double>(x[t * K + k]) * wf[n * K + k];
+      worst = std::max(worst, std::abs(ref - y[t * N + n]) / (1.0 + std::abs(ref)));
+    }
+  INFO("type " << static_cast<int>(type) << " T=" << T << " N=" << N << " K=" << K << " isa " << kernel_isa());
+  CHECK(worst < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("matmul matches a double-precision loop for f32, bf16 and f16 weights, both ISAs") {
+  for (bool portable : {false, true}) {
+    force_portable_kernels(portable);
+    for (WType t : {WType::F32, WType::BF16, WType::F16}) {
+      check_matmul(t, 1, 37, 67);
+      check_matmul(t, 2, 64, 128);
+      check_matmul(t, 9, 45, 100);
+    }
+  }
+  force_portable_kernels(false);
+}
+
+TEST_CASE("rmsnorm, softmax, silu") {
+  std::vector<float> x = {0.5f, -1.25f, 2.0f, 3.5f, -0.75f}, w = {1.0f, 0.5f, 2.0f, -1.0f, 1.5f}, y(5);
+  rmsnorm(x.data(), w.data(), 5, 1e-6f, y.data());
+  double ss = 0;
+  for (float v : x) ss += static_cast<double>(v) * v;
+  double inv = 1.0 / std::sqrt(ss / 5 + 1e-6);
+  for (int i = 0; i < 5; ++i) CHECK(y[i] == doctest::Approx(w[i] * x[i] * inv).epsilon(1e-6));
+  std::vector<float> s = x;
+  softmax(s.data(), 5);
+  double z = 0;
+  for (float v : x) z += std::exp(static_cast<double>(v));
+  for (int i = 0; i < 5; ++i) CHECK(s[i] == doctest::Approx(std::exp(static_cast<double>(x[i])) / z).epsilon(1e-6));
+  std::vector<float> g = x, u = w;
+  silu_mul(g.data(), u.data(), 5);
+  for (int i = 0; i < 5; ++i) CHECK(g[i] == doctest::Approx(x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * w[i]).epsilon(1e-6));
+}
+
+TEST_CASE("thread pool covers every index exactly once, repeatedly") {
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 200; ++rep) {
+    std::vector<int> hits(1000 + rep, 0);
+    pool.parallel_for(static_cast<int64_t>(hits.size()), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    }, 7);
+    for (int h : hits) REQUIRE(h == 1);
+  }
+}
