@@ -9,6 +9,7 @@
 #include "lsp/frame_reader.h"
 #include "lsp/server.h"
 #include "test_service.h"
+#include "annotated.h"
 #include "unicode_reference.h"
 
 using namespace ghostline;
@@ -241,34 +242,43 @@ TEST_CASE("documents reach the service as byte edits in the negotiated encoding"
 }
 
 TEST_CASE("inline completion: cursor, trigger kind, selected item and the range of the suggestion") {
-  testing::TestService service;
-  // Replace one byte before the cursor through one byte after it.
-  service.suggestions = {completion::Suggestion{"ret(x)", size_t(-1), 1, "ret"}};
-  Client c(service);
-  c.initialize();
-  const std::string uri = "file:///i.py";
-  c.open(uri, "# 😀\n  re)\n");
-  json r = c.request("textDocument/inlineCompletion", inline_params(uri, pos(1, 4), 1));
-  REQUIRE(service.requests.size() == 1);
-  CHECK(service.requests[0].cursor == std::string("# 😀\n  re").size());
-  CHECK(service.requests[0].trigger == completion::Trigger::Invoked);
-  CHECK(service.requests[0].version == 1);
-  CHECK_FALSE(service.requests[0].selected_text.has_value());
-  const json& items = r["result"]["items"];
-  REQUIRE(items.size() == 1);
-  CHECK(items[0]["insertText"] == "ret(x)");
-  CHECK(items[0]["filterText"] == "ret");
-  CHECK(items[0]["range"] == json{{"start", pos(1, 3)}, {"end", pos(1, 5)}});
+  for (auto enc : {PositionEncoding::Utf16, PositionEncoding::Utf8, PositionEncoding::Utf32}) {
+    CAPTURE(to_string(enc));
+    testing::TestService service;
+    // Replace one byte before the cursor through one byte after it.
+    service.suggestions = {completion::Suggestion{"ret(x)", size_t(-1), 1, "ret"}};
+    Client c(service);
+    c.initialize({{"general", {{"positionEncodings", {to_string(enc)}}}}});
+    const std::string uri = "file:///i.py";
+    // [[...]] is where the suggestion lands: one byte around the cursor ^.
+    const testref::Annotated src(U"# 😀\r\n  [[r^e]])\n");
+    c.open(uri, src.text());
+    json cursor = json(src.point(enc));
+    json r = c.request("textDocument/inlineCompletion", inline_params(uri, cursor, 1));
+    REQUIRE(service.requests.size() == 1);
+    CHECK(service.requests[0].cursor == src.point_byte());
+    CHECK(service.requests[0].trigger == completion::Trigger::Invoked);
+    CHECK(service.requests[0].version == 1);
+    CHECK_FALSE(service.requests[0].selected_text.has_value());
+    const json& items = r["result"]["items"];
+    REQUIRE(items.size() == 1);
+    CHECK(items[0]["insertText"] == "ret(x)");
+    CHECK(items[0]["filterText"] == "ret");
+    CHECK(items[0]["range"] == json(src.range(enc)));
 
-  json params = inline_params(uri, pos(0, 4), 2);
-  params["context"]["selectedCompletionInfo"] = {{"range", {{"start", pos(0, 2)}, {"end", pos(0, 4)}}}, {"text", "😀!"}};
-  c.request("textDocument/inlineCompletion", params);
-  REQUIRE(service.requests.size() == 2);
-  CHECK(service.requests[1].trigger == completion::Trigger::Automatic);
-  CHECK(service.requests[1].cursor == 6);
-  CHECK(service.requests[1].selected_text == "😀!");
-  CHECK(service.requests[1].selected_start == 2);
-  CHECK(service.requests[1].selected_end == 6);
+    // The item selected in the completion widget covers [[😀 ]]; the cursor is after it.
+    const testref::Annotated sel(U"x = [[😀 ]]^中\n");
+    c.open("file:///sel.py", sel.text());
+    json params = inline_params("file:///sel.py", json(sel.point(enc)), 2);
+    params["context"]["selectedCompletionInfo"] = {{"range", json(sel.range(enc))}, {"text", "😀!"}};
+    c.request("textDocument/inlineCompletion", params);
+    REQUIRE(service.requests.size() == 2);
+    CHECK(service.requests[1].trigger == completion::Trigger::Automatic);
+    CHECK(service.requests[1].cursor == sel.point_byte());
+    CHECK(service.requests[1].selected_text == "😀!");
+    CHECK(service.requests[1].selected_start == sel.range_bytes().first);
+    CHECK(service.requests[1].selected_end == sel.range_bytes().second);
+  }
 }
 
 TEST_CASE("completion list: the same suggestion as a CompletionItem with a textEdit") {
