@@ -90,6 +90,25 @@ std::string token_to_bytes(const std::string& spelling, const DecoderInfo& d) {
   return spelling;
 }
 
+// A TemplateProcessing post-processor whose single-sequence template starts with a special token
+// adds that token in front (Hugging Face's add_special_tokens=True): our BOS default.
+std::optional<std::string> template_bos(const json& post) {
+  if (!post.is_object()) return std::nullopt;
+  std::string t = post.value("type", "");
+  if (t == "Sequence" && post.contains("processors") && post["processors"].is_array()) {
+    for (const auto& p : post["processors"])
+      if (auto b = template_bos(p)) return b;
+    return std::nullopt;
+  }
+  if (t != "TemplateProcessing" || !post.contains("single") || !post["single"].is_array() || post["single"].empty())
+    return std::nullopt;
+  const json& first = post["single"][0];
+  if (first.is_object() && first.contains("SpecialToken") && first["SpecialToken"].is_object() &&
+      first["SpecialToken"].contains("id") && first["SpecialToken"]["id"].is_string())
+    return first["SpecialToken"]["id"].get<std::string>();
+  return std::nullopt;
+}
+
 std::optional<std::string> config_token(const json& cfg, const char* key) {
   if (!cfg.contains(key)) return std::nullopt;
   const json& v = cfg[key];
@@ -161,6 +180,12 @@ Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_file(const std::strin
     }
   }
   impl->special.resize(impl->spellings.size(), 0);
+  if (auto bos = template_bos(j.value("post_processor", json()))) {
+    if (auto f = impl->added_ids.find(*bos); f != impl->added_ids.end()) {
+      impl->bos = f->second;
+      impl->add_bos = true;
+    }
+  }
   impl->bytes.reserve(impl->spellings.size());
   for (const auto& s : impl->spellings) impl->bytes.push_back(token_to_bytes(s, dec));
   return std::shared_ptr<const Tokenizer>(new Tokenizer(std::move(impl)));
@@ -188,9 +213,12 @@ Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_model_dir(const std::
   if (!bos) return bos.error();
   auto eos = lookup("eos_token");
   if (!eos) return eos.error();
-  impl->bos = *bos;
-  impl->eos = *eos;
-  impl->add_bos = cfg->value("add_bos_token", false) && impl->bos.has_value();
+  // tokenizer_config.json overrides what the post-processor template implies.
+  if (bos->has_value()) impl->bos = *bos;
+  if (eos->has_value()) impl->eos = *eos;
+  if (cfg->contains("add_bos_token") && (*cfg)["add_bos_token"].is_boolean())
+    impl->add_bos = (*cfg)["add_bos_token"].get<bool>();
+  impl->add_bos = impl->add_bos && impl->bos.has_value();
   return tok;
 }
 

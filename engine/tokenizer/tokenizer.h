@@ -35,7 +35,10 @@ class Tokenizer {
   static Expected<std::shared_ptr<const Tokenizer>> from_file(const std::string& tokenizer_json);
 
   // Reads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json for the BOS/EOS tokens
-  // and add_bos_token (a string or an {"content": ...} object each).
+  // (a string or an {"content": ...} object each) and add_bos_token. Without them, a
+  // TemplateProcessing post-processor that starts with a special token gives bos_id() and
+  // add_bos() == true (what `tokenizers` does with add_special_tokens=True); from_file() does
+  // the same.
   static Expected<std::shared_ptr<const Tokenizer>> from_model_dir(const std::string& dir);
 
   // Text → ids. Added/special tokens appearing in the text are matched whole; no BOS is added (the

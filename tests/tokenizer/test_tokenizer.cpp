@@ -43,8 +43,9 @@ std::shared_ptr<const Tokenizer> load(const std::string& name) {
 
 // Compares our ids with the reference ids for every corpus file and edge string.
 // `normalizes`: the tokenizer applies NFC, so decode gives the normalized text back, not the input.
-void check_exact(const std::string& name, bool normalizes) {
-  auto tok = load(name);
+void check_exact(const std::string& name, bool normalizes,
+                 std::shared_ptr<const Tokenizer> tok = nullptr) {
+  if (!tok) tok = load(name);
   auto refs = nlohmann::json::parse(read_file(kFixtures + "/refs/" + name + ".json"));
   REQUIRE(refs["ids"].size() >= 9);
   size_t total = 0;
@@ -78,6 +79,19 @@ void check_exact(const std::string& name, bool normalizes) {
 TEST_CASE("DeepSeek-V3 ids match Hugging Face tokenizers over the corpus") { check_exact("deepseek_v3", false); }
 TEST_CASE("Qwen3 ids match Hugging Face tokenizers over the corpus") { check_exact("qwen3", true); }
 
+// Any further reference file (e.g. ghostline_coder_tiny.json once tools/make_tokenizer_refs.py has
+// been run with the default model present) is checked the same way.
+TEST_CASE("every other reference file matches too") {
+  for (const auto& e : fs::directory_iterator(kFixtures + "/refs")) {
+    std::string name = e.path().stem().string();
+    if (name == "deepseek_v3" || name == "qwen3") continue;
+    auto refs = nlohmann::json::parse(read_file(e.path().string()));
+    auto tok = Tokenizer::from_file(std::string(GHOSTLINE_SOURCE_DIR) + "/" + refs["tokenizer"].get<std::string>());
+    REQUIRE_MESSAGE(tok.has_value(), (tok ? std::string() : tok.error().message));
+    check_exact(name, false, *tok);
+  }
+}
+
 TEST_CASE("tokenizer_config.json gives BOS/EOS and add_bos") {
   auto ds = load("deepseek_v3");
   REQUIRE(ds->bos_id().has_value());
@@ -90,6 +104,24 @@ TEST_CASE("tokenizer_config.json gives BOS/EOS and add_bos") {
   CHECK(!qw->add_bos());
   CHECK(qw->token_text(*qw->eos_id()) == "<|im_end|>");
   CHECK(qw->vocab_size() > 151000);
+}
+
+TEST_CASE("our model's tokenizer loads, round-trips the corpus and takes BOS from its template") {
+  const std::string dir = std::string(GHOSTLINE_SOURCE_DIR) + "/models/ghostline-coder-tiny";
+  if (!fs::exists(dir + "/tokenizer.json")) return;  // the default model is not in this checkout
+  auto r = Tokenizer::from_model_dir(dir);
+  REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+  auto tok = *r;
+  REQUIRE(tok->bos_id().has_value());
+  CHECK(tok->token_text(*tok->bos_id()) == "<｜begin▁of▁sentence｜>");
+  CHECK(tok->add_bos());
+  for (const auto& e : fs::directory_iterator(kFixtures + "/corpus")) {
+    std::string text = read_file(e.path().string());
+    CHECK_MESSAGE(tok->decode(tok->encode(text)) == text, e.path().filename().string());
+  }
+  auto ids = tok->encode("<｜fim▁begin｜>x = 1<｜fim▁hole｜>\n<｜fim▁end｜>");
+  CHECK(ids.front() == *tok->token_id("<｜fim▁begin｜>"));
+  CHECK(ids.back() == *tok->token_id("<｜fim▁end｜>"));
 }
 
 TEST_CASE("special tokens are single ids and decode to their text") {
