@@ -241,7 +241,7 @@ void EngineImpl::step() {
   // Drafts for sequences in decode.
   for (Sequence* s : scheduler_.all()) {
     s->draft.clear();
-    if (s->request.speculation && s->sampler.greedy() && s->in_decode()) propose_draft(*s);
+    if (s->request.speculation && s->in_decode()) propose_draft(*s);
   }
   std::vector<std::pair<std::unique_ptr<Sequence>, Error>> failed;
   ScheduledStep step = scheduler_.schedule(failed);
@@ -283,9 +283,14 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     const int n_draft = static_cast<int>(s->draft.size());
     int n_draft_ok = 0;
     for (int i = 0;; ++i) {
-      int32_t t = s->sampler.sample(std::span<const float>(logits.data() + static_cast<size_t>(row + i) * V, V));
+      std::span<const float> row_logits(logits.data() + static_cast<size_t>(row + i) * V, V);
+      if (i >= n_draft) {
+        accepted.push_back(s->sampler.sample(row_logits));
+        break;
+      }
+      auto [t, ok] = s->sampler.verify(row_logits, s->draft[i]);
       accepted.push_back(t);
-      if (i >= n_draft || t != s->draft[i]) break;
+      if (!ok) break;
       ++n_draft_ok;
     }
     s->stats.draft_proposed += n_draft;

@@ -54,20 +54,44 @@ std::vector<float> Sampler::probabilities(std::span<const float> logits) const {
   return p;
 }
 
+namespace {
+int32_t draw(const std::vector<float>& p, double total, double r) {
+  double acc = 0, target = r * total;
+  int32_t last = -1;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] <= 0) continue;
+    acc += p[i];
+    last = static_cast<int32_t>(i);
+    if (target < acc) return last;
+  }
+  return last;
+}
+}  // namespace
+
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) return 0;
   if (greedy()) return argmax(logits);
   std::vector<float> p = probabilities(logits);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  double r = u(rng_), acc = 0;
-  int32_t last = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] <= 0) continue;
-    acc += p[i];
-    last = static_cast<int32_t>(i);
-    if (r < acc) return last;
+  int32_t t = draw(p, 1.0, u(rng_));
+  return t < 0 ? argmax(logits) : t;
+}
+
+std::pair<int32_t, bool> Sampler::verify(std::span<const float> logits, int32_t draft) {
+  if (logits.empty()) return {0, false};
+  if (greedy()) {
+    int32_t t = argmax(logits);
+    return {t, t == draft};
   }
-  return last;
+  std::vector<float> p = probabilities(logits);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const bool in_range = draft >= 0 && static_cast<size_t>(draft) < p.size();
+  const double pd = in_range ? p[draft] : 0.0;
+  if (pd > 0 && u(rng_) < pd) return {draft, true};
+  if (pd >= 1.0) return {draft, true};
+  if (in_range) p[draft] = 0.0f;
+  int32_t t = draw(p, 1.0 - pd, u(rng_));
+  return {t < 0 ? argmax(logits) : t, false};
 }
 
 }  // namespace ghostline::engine::runtime

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.h"
@@ -20,6 +21,11 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
   int32_t sample(std::span<const float> logits);
+  // Speculative verification of a drafted token d (a draft from a deterministic drafter, i.e. a
+  // point mass): accepted with probability p(d); otherwise a token drawn from p with d removed
+  // and renormalised. The result is distributed exactly as sample() (rejection sampling).
+  // Returns {token, accepted}. Greedy: accepted iff d is the argmax.
+  std::pair<int32_t, bool> verify(std::span<const float> logits, int32_t draft);
   bool greedy() const { return params_.temperature <= 0.0f; }
   // The distribution sample() draws from (after temperature, top-k, top-p), for tests.
   std::vector<float> probabilities(std::span<const float> logits) const;

@@ -3,6 +3,7 @@
 // cancellation, memory pressure, budgets and bad input.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <random>
 #include <thread>
 
@@ -258,4 +259,56 @@ TEST_CASE("destroying the engine finishes every pending request with one final e
     CHECK(s.final_events == 1);
     CHECK((s.reason == FinishReason::Cancelled || s.reason == FinishReason::Length));
   }
+}
+
+TEST_CASE("speculation with sampling keeps the distribution (rejection sampling)") {
+  EngineOptions opt;
+  opt.kv_blocks = 64;
+  Toy t = make_toy(opt);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_k = 4;
+  sp.max_tokens = 2;
+  // Exact joint distribution of the first two tokens, from the paging-free reference logits.
+  engine::runtime::Sampler dist(sp);
+  auto p1 = dist.probabilities(t.model->reference_logits(prompt));
+  std::map<std::pair<int, int>, double> exact;
+  for (int a = 0; a < 32; ++a) {
+    if (p1[a] <= 0) continue;
+    auto h = prompt;
+    h.push_back(a);
+    auto p2 = dist.probabilities(t.model->reference_logits(h));
+    for (int b = 0; b < 32; ++b)
+      if (p2[b] > 0) exact[{a, b}] = p1[a] * p2[b];
+  }
+  // Draft: the most likely pair (accepted often, rejected often enough to matter).
+  auto best = std::max_element(exact.begin(), exact.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+  const int N = 3000;
+  std::map<std::pair<int, int>, int> count;
+  int proposed = 0, accepted = 0;
+  for (int i = 0; i < N; ++i) {
+    GenerationRequest req;
+    req.prompt = prompt;
+    req.sampling = sp;
+    req.sampling.seed = 1000 + i;
+    req.sampling.max_tokens = 3;  // the first token comes from the prefill; the draft covers the second
+    req.draft_hint = {best.first, best.second, 0};
+    Collected c = run_one(*t.engine, req);
+    REQUIRE(c.tokens.size() == 3);
+    ++count[{c.tokens[0], c.tokens[1]}];
+    proposed += c.stats.draft_proposed;
+    accepted += c.stats.draft_accepted;
+  }
+  CHECK(proposed > 0);
+  CHECK(accepted > 0);
+  CHECK(accepted < proposed);
+  double chi2 = 0;
+  for (auto& [k, p] : exact) {
+    double e = p * N;
+    chi2 += (count[k] - e) * (count[k] - e) / e;
+  }
+  for (auto& [k, c] : count) CHECK(exact.count(k) == 1);  // nothing outside the support
+  // At most 15 degrees of freedom: 45 is exceeded by chance with p < 1e-4.
+  CHECK(chi2 < 45.0);
 }
