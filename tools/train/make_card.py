@@ -78,11 +78,32 @@ def main():
     fe = kinds.get("fim_eval", [])
     if fe:
         w("Single-line FIM (cursor at a random point of a random held-out line, expected = rest of line; "
-          "`tools/train/eval/fim_cases.jsonl`, scorer `tools/train/eval_fim.py`), transformers on the GPU, greedy:\n")
+          "`tools/train/eval/fim_cases.jsonl`, scorer `tools/train/eval_fim.py`), transformers on the GPU, greedy; first number, inside the training call with a 35 s limit per template:\n")
         w("| template | cases | exact match | edit similarity | empty answers |\n| --- | --- | --- | --- | --- |")
         for r in fe[-2:]:
             w(f"| {r['order'].upper()} | {r['cases']} | {100*r['exact_match']:.1f}% | {100*r['edit_similarity']:.1f}% | {100*r['empty_predictions']:.1f}% |")
         w("")
+    ev = os.path.join(a.run, "eval")
+    if os.path.exists(os.path.join(ev, "spm.json")):
+        w("Evaluation-only call on the committed folder (`tools/train/gpu_eval.sh`: transformers 5.17, bf16, greedy, "
+          "stop at end token or newline):\n")
+        w("| template | cases | exact match | edit similarity | empty answers |\n| --- | --- | --- | --- | --- |")
+        for order in ("spm", "psm"):
+            pth = os.path.join(ev, f"{order}.json")
+            if os.path.exists(pth):
+                r = json.load(open(pth))
+                w(f"| {order.upper()} | {r['cases']} | {100*r['exact_match']:.1f}% | {100*r['edit_similarity']:.1f}% | {100*r['empty_predictions']:.1f}% |")
+        w("")
+        spm = json.load(open(os.path.join(ev, "spm.json")))
+        w("SPM by language: " + ", ".join(f"{l} {v['cases']} cases EM {100*v['exact_match']:.1f}% ES {100*v['edit_similarity']:.1f}%"
+                                        for l, v in spm["by_lang"].items()) + ".\n")
+    vpath = os.path.join(ev, "verify.json")
+    if os.path.exists(vpath):
+        v = json.load(open(vpath))
+        w(f"Export check without TF32 (`tools/train/verify_export.py`): transformers 5.17 `AutoModelForCausalLM` loads this folder "
+          f"(lm_head tied: {v['lm_head_tied']}); on {len(v['sequences'])} held-out sequences ({sum(v['sequences'])} tokens) the max relative logit error "
+          f"against the training code, both fp32 on the same bf16 weights, is {v['max_rel_err_fp32']:.1e}; argmax agreement "
+          f"{100*min(v['argmax_agree']):.1f}% or better.\n")
     if a.ghostline_eval and os.path.exists(a.ghostline_eval):
         g = json.load(open(a.ghostline_eval))
         w(f"Through the CPU pipeline `ghostline complete FILE:LINE:COL --json`: {g['cases']} cases, exact match {100*g['exact_match']:.1f}%, edit similarity {100*g['edit_similarity']:.1f}%.\n")
@@ -92,7 +113,7 @@ def main():
     ver = kinds.get("verify", [])
     if ver:
         v = ver[-1]
-        w(f"Export check: transformers 5.17 loaded this folder with AutoModelForCausalLM; "
+        w(f"Export check inside the training call (TF32 on): transformers 5.17 loaded this folder with AutoModelForCausalLM; "
           f"max relative logit error against the training code (fp32, same bf16 weights): {v.get('max_rel_err_fp32', 'n/a'):.2e}; "
           f"lm_head tied: {v.get('lm_head_tied')}.\n" if "error" not in v else f"Export check FAILED: {v['error']}\n")
     w("## Data\n")
