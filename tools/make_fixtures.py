@@ -274,7 +274,7 @@ def make_one(name, cfg_dict, opts, out_dir, seed):
         with open(os.path.join(d, "config.json"), "w") as fh:
             json.dump(cfg_dict, fh, indent=2)
     save_file({f"logits.{i}": l for i, l in enumerate(logits)}, os.path.join(d, "reference.safetensors"))
-    ref = dict(prompts=prompts, greedy=greedy, min_route_log_gap=watch.min_gap, torch=torch.__version__,
+    ref = dict(prompts=prompts, greedy=greedy, min_route_log_gap=None if math.isinf(watch.min_gap) else watch.min_gap, torch=torch.__version__,
                transformers=transformers.__version__, dtype=opts["dtype"], redraws=redraws,
                note="logits.<i> in reference.safetensors: float32 [len(prompts[i]), vocab_size]")
     with open(os.path.join(d, "reference.json"), "w") as fh:
@@ -307,6 +307,10 @@ def main():
     torch.set_num_threads(min(8, os.cpu_count() or 1))
     only = set(filter(None, args.only.split(",")))
     failed = []
+    try:
+        dump_sources(args.out)
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
     for i, (name, (cfg, opts)) in enumerate(fixtures().items()):
         if only and name not in only:
             continue
@@ -322,10 +326,6 @@ def main():
             failed.append(name)
             print(f"{name}: FAILED")
             traceback.print_exc()
-    try:
-        dump_sources(args.out)
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
     with open(os.path.join(args.out, "tensor_names.txt"), "w") as fh:
         for root, _, files in os.walk(os.path.join(args.out, "models")):
             for fn in sorted(files):

@@ -82,7 +82,7 @@ Expected<RopeConfig> parse_rope(const json& j, const std::string& source, Reader
   if (type != "default" && type != "linear" && type != "llama3" && type != "yarn")
     return Error(ErrorCode::Unsupported, source + ": rope type '" + type + "' is not supported (default, linear, llama3, yarn)");
   rope.type = type;
-  rope.factor = r.get_num(p, "factor", 1.0);
+  rope.factor = r.get_num(p, "factor", type == "yarn" ? -1.0 : 1.0);  // yarn: derived below when absent
   rope.low_freq_factor = r.get_num(p, "low_freq_factor", 1.0);
   rope.high_freq_factor = r.get_num(p, "high_freq_factor", 4.0);
   rope.original_max_position = static_cast<int>(r.get_num(p, "original_max_position_embeddings", 0));
@@ -92,6 +92,8 @@ Expected<RopeConfig> parse_rope(const json& j, const std::string& source, Reader
   rope.mscale = r.get_num(p, "mscale", 0.0);
   rope.mscale_all_dim = r.get_num(p, "mscale_all_dim", 0.0);
   if (p.contains("truncate") && p["truncate"].is_boolean()) rope.truncate = p["truncate"].get<bool>();
+  if (type == "yarn" && rope.factor < 0 && rope.original_max_position > 0)
+    rope.factor = r.get_num(j, "max_position_embeddings", 0) / rope.original_max_position;
   if ((type == "linear" || type == "llama3" || type == "yarn") && !(rope.factor > 0))
     return Error(ErrorCode::InvalidArgument, source + ": rope scaling '" + type + "' needs a positive 'factor'");
   if (type == "llama3" && rope.original_max_position <= 0)

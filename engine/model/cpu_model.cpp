@@ -16,9 +16,6 @@ namespace ghostline::engine::model {
 using cpu::matmul;
 
 namespace {
-// transformers 5's DeepseekV2Attention scales scores by qk_head_dim^-0.5 only: the yarn
-// mscale enters through the rope attention factor (cos and sin), not the softmax scale.
-constexpr bool kMlaSoftmaxMscale = false;
 }  // namespace
 
 CpuModel::CpuModel(ModelConfig cfg, WeightStorage storage, ModelWeights weights, int threads)
@@ -37,7 +34,9 @@ CpuModel::CpuModel(ModelConfig cfg, WeightStorage storage, ModelWeights weights,
   if (cfg_.is_mla()) {
     rope_ = Rope(cfg_.rope, cfg_.qk_rope_head_dim, cfg_.max_position, Rope::Order::Interleaved);
     softmax_scale_ = 1.0f / std::sqrt(static_cast<float>(cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim));
-    if (kMlaSoftmaxMscale && cfg_.rope.type == "yarn" && cfg_.rope.mscale_all_dim != 0) {
+    // transformers 5.17 (yarn_apply_mscale): with any rope scaling and mscale_all_dim set, the
+    // softmax scale gains mscale(factor, mscale_all_dim)^2, on top of the rope attention factor.
+    if (cfg_.rope.type != "default" && cfg_.rope.mscale_all_dim != 0) {
       double m = yarn_get_mscale(cfg_.rope.factor, cfg_.rope.mscale_all_dim);
       softmax_scale_ *= static_cast<float>(m * m);
     }
