@@ -193,3 +193,34 @@ TEST_CASE("parity: greedy continuation identical") {
     }
   }
 }
+
+TEST_CASE("copy_kv_block: a sequence continues from a copy of its partial last block") {
+  auto f = test::load_fixture(test::fixture_dirs().front());
+  auto m = load(f);
+  const auto& p = f.prompts[1];
+  const int n = static_cast<int>(p.size());
+  const int split = (n / kBlock) * kBlock - 2;  // inside a block, so that block is partial
+  REQUIRE(split > kBlock);
+  Blocks blocks(pool_blocks(f), 19);
+  auto table = blocks.take(n);
+  StepBatch b;
+  b.tokens.assign(p.begin(), p.begin() + split);
+  SequenceStep s;
+  s.n_new = split;
+  s.block_table = table;
+  b.seqs.push_back(s);
+  std::vector<float> logits;
+  REQUIRE(m->forward(b, logits).has_value());
+  // Copy-on-write of the partial block: the continuation writes into the copy only.
+  const int partial = split / kBlock;
+  const int32_t fresh = blocks.take(1).front();
+  m->copy_kv_block(table[partial], fresh);
+  table[partial] = fresh;
+  b.tokens.assign(p.begin() + split, p.end());
+  b.seqs[0].n_past = split;
+  b.seqs[0].n_new = n - split;
+  b.seqs[0].block_table = table;
+  b.seqs[0].all_logits = true;
+  REQUIRE(m->forward(b, logits).has_value());
+  check_rows(f, 1, split, logits, n - split, "after copy_kv_block");
+}
