@@ -6,6 +6,17 @@
 
 namespace ghostline::cpu {
 
+namespace {
+constexpr int kSpinIterations = 20000;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -34,14 +45,16 @@ static void run_chunks(const std::function<void(int64_t, int64_t)>& fn, int64_t 
 void ThreadPool::worker_loop(int) {
   uint64_t seen = 0;
   for (;;) {
+    // Spin a little (about 50-100 us) for the next task before sleeping on the condition variable.
+    for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
     const std::function<void(int64_t, int64_t)>* task;
     int64_t n, chunk;
     int n_chunks;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
       task = task_;
       n = n_;
       chunk = chunk_;
@@ -75,7 +88,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     n_chunks_ = n_chunks;
     next_chunk_.store(0, std::memory_order_relaxed);
     done_chunks_.store(0, std::memory_order_relaxed);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   run_chunks(fn, n, chunk, n_chunks, next_chunk_, done_chunks_);

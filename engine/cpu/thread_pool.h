@@ -1,5 +1,7 @@
 // A small fixed thread pool for the CPU backend: parallel_for over an index range, the calling
 // thread taking part. One pool per model; not re-entrant (a task must not call parallel_for).
+// Workers spin briefly after a task before sleeping, because a decode step issues a hundred
+// or more short tasks back to back and a condition-variable wake-up costs as much as one.
 #pragma once
 
 #include <atomic>
@@ -32,7 +34,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped (under mu_) for every task
   bool stop_ = false;
   const std::function<void(int64_t, int64_t)>* task_ = nullptr;
   int64_t n_ = 0, chunk_ = 0;
