@@ -69,7 +69,13 @@ Expected<RopeConfig> parse_rope(const json& j, const std::string& source, Reader
   RopeConfig rope;
   rope.theta = r.get_num(j, "rope_theta", 10000.0);
   const json* params = nullptr;
-  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) params = &j["rope_parameters"];
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    params = &j["rope_parameters"];
+    // transformers 5 may key the parameters by layer type; every layer here is full attention.
+    if (!params->contains("rope_type") && !params->contains("rope_theta") && params->contains("full_attention") &&
+        (*params)["full_attention"].is_object())
+      params = &(*params)["full_attention"];
+  }
   else if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) params = &j["rope_scaling"];
   else if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
     return Error(ErrorCode::InvalidArgument, source + ": 'rope_scaling' must be an object or null");

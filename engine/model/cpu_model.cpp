@@ -193,7 +193,8 @@ void CpuModel::mlp(const MlpWeights& w, const float* h, int64_t T, int64_t I, fl
 
 // Routing for one token: softmax over the router logits (float32), then
 //   deepseek_v2: top-k (greedy) or top-k inside the topk_group best groups (group-limited), each
-//                weight times routed_scaling_factor (or renormalised when norm_topk_prob);
+//                weight times routed_scaling_factor. As transformers 5.17 does, norm_topk_prob is
+//                not applied (DeepSeek-V2's own checkpoints all set it false);
 //   qwen3_moe:   top-k, renormalised when norm_topk_prob;  mixtral: top-k, renormalised.
 void CpuModel::route(const LayerWeights& w, const float* h, std::vector<int>& idx, std::vector<float>& weight) {
   const int E = cfg_.n_experts, K = cfg_.n_experts_per_tok, D = cfg_.hidden_size;
@@ -220,13 +221,12 @@ void CpuModel::route(const LayerWeights& w, const float* h, std::vector<int>& id
   idx.assign(order.begin(), order.begin() + K);
   weight.resize(K);
   for (int i = 0; i < K; ++i) weight[i] = scores[idx[i]];
-  if (cfg_.norm_topk_prob && K > 1) {
+  if (cfg_.arch == Arch::DeepseekV2) {
+    for (auto& x : weight) x *= static_cast<float>(cfg_.routed_scaling_factor);
+  } else if (cfg_.norm_topk_prob) {
     float sum = 0;
     for (float x : weight) sum += x;
-    if (cfg_.arch == Arch::DeepseekV2) sum += 1e-20f;
     for (auto& x : weight) x /= sum;
-  } else if (cfg_.arch == Arch::DeepseekV2) {
-    for (auto& x : weight) x *= static_cast<float>(cfg_.routed_scaling_factor);
   }
 }
 
