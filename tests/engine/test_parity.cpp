@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "engine/cpu/kernels.h"
 #include "engine/model.h"
 #include "fixture_reader.h"
 
@@ -87,6 +88,27 @@ TEST_CASE("parity: whole-prompt prefill, every position") {
       check_rows(f, p, 0, logits, s.n_new, "prefill");
     }
   }
+}
+
+TEST_CASE("parity: the portable kernels (CPUs without AVX2), prefill") {
+  ghostline::cpu::force_portable_kernels(true);
+  for (const auto& dir : test::fixture_dirs()) {
+    auto f = test::load_fixture(dir);
+    auto m = load(f);
+    Blocks blocks(pool_blocks(f), 23);
+    const size_t p = f.prompts.size() - 1;
+    StepBatch b;
+    b.tokens = f.prompts[p];
+    SequenceStep s;
+    s.n_new = static_cast<int>(f.prompts[p].size());
+    s.block_table = blocks.take(s.n_new);
+    s.all_logits = true;
+    b.seqs.push_back(s);
+    std::vector<float> logits;
+    REQUIRE(m->forward(b, logits).has_value());
+    check_rows(f, p, 0, logits, s.n_new, "prefill, portable kernels");
+  }
+  ghostline::cpu::force_portable_kernels(false);
 }
 
 TEST_CASE("parity: token-by-token decode through the paged KV") {
