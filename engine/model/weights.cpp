@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <unistd.h>
 
 namespace ghostline::engine::model {
 
@@ -28,6 +29,11 @@ class Loader {
   Expected<WeightView> matrix(const std::string& name, int64_t rows, int64_t cols) {
     if (!store_) {
       params_ += rows * cols;
+      if (count_only_) {
+        bytes_ += rows * cols * (dummy_bf16_ ? 2 : 4);
+        dtype_ = dummy_bf16_ ? "bf16" : "f32";
+        return WeightView{nullptr, cpu::WType::F32, rows, cols};
+      }
       return random_matrix(rows, cols);
     }
     auto t = checked(name, {rows, cols});
@@ -53,6 +59,7 @@ class Loader {
     params_ += n;
     if (!store_) {
       bytes_ += n * 4;
+      if (count_only_) return Vec();
       Vec v(n, fill);
       if (std::isnan(fill))
         for (auto& x : v) x = uniform() * std::sqrt(3.0f / static_cast<float>(shape.back()));
@@ -130,6 +137,11 @@ class Loader {
   WeightStorage& st_;
   uint64_t rng_;
   bool dummy_bf16_;
+
+ public:
+  bool count_only_ = false;  // dummy models: count parameters and bytes, allocate nothing
+
+ private:
   int64_t params_ = 0, bytes_ = 0;
   std::string dtype_ = "f32";
 };
@@ -232,9 +244,11 @@ Expected<AttentionWeights> load_attention(Loader& L, const ModelConfig& c, const
   return a;
 }
 
-Expected<ModelWeights> load_all(const ModelConfig& c, TensorStore* store, WeightStorage& st, uint64_t seed) {
+Expected<ModelWeights> load_all(const ModelConfig& c, TensorStore* store, WeightStorage& st, uint64_t seed,
+                                bool count_only = false) {
   bool dummy_bf16 = c.weight_dtype != "float32";
   Loader L(c, store, st, seed, dummy_bf16);
+  L.count_only_ = count_only;
   const int64_t D = c.hidden_size, V = c.vocab_size;
   ModelWeights w;
   TRY_ASSIGN(w.embed, L.matrix("model.embed_tokens.weight", V, D));
@@ -282,6 +296,15 @@ Expected<ModelWeights> load_weights(const ModelConfig& cfg, std::unique_ptr<Tens
 }
 
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage) {
+  // Random weights live in memory: refuse, with the numbers, what this machine cannot hold.
+  auto need = load_all(cfg, nullptr, storage, seed, /*count_only=*/true);
+  if (!need) return need.error();
+  const int64_t avail = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (avail > 0 && need->bytes > avail / 10 * 9)
+    return Error(ErrorCode::ResourceExhausted,
+                 "dummy weights of " + std::to_string(need->params_total) + " parameters (" + std::to_string(need->params_active) +
+                     " active per token) need " + std::to_string(need->bytes >> 20) + " MiB in " + need->dtype + ", more than the " +
+                     std::to_string(avail >> 20) + " MiB of memory here");
   return load_all(cfg, nullptr, storage, seed);
 }
 
