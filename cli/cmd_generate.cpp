@@ -148,6 +148,7 @@ int cmd_generate(const Argv& argv) {
     }
   });
   done.get_future().wait();
+  (*eng).reset();  // joins the engine thread: the callback has returned before its captures go
   if (last.reason == engine::FinishReason::Error) return fail(cmd, make_error(ErrorCode::Internal, last.error));
   const auto& s = last.stats;
   const double decode_ms = s.total_ms - s.ttft_ms;

@@ -56,11 +56,13 @@ Sample run_request(Engine& e, std::vector<int32_t> prompt) {
   GenerationRequest req;
   req.prompt = std::move(prompt);
   req.sampling.max_tokens = 1;
-  std::promise<StreamEvent> done;
-  e.submit(std::move(req), [&](const StreamEvent& ev) {
-    if (ev.finished) done.set_value(ev);
+  // Shared with the callback: the engine thread may still be inside set_value when get() returns.
+  auto done = std::make_shared<std::promise<StreamEvent>>();
+  auto result = done->get_future();
+  e.submit(std::move(req), [done](const StreamEvent& ev) {
+    if (ev.finished) done->set_value(ev);
   });
-  StreamEvent ev = done.get_future().get();
+  StreamEvent ev = result.get();
   if (ev.reason == FinishReason::Error) {
     std::fprintf(stderr, "bench_kv_cache: request failed: %s\n", ev.error.c_str());
     std::exit(1);

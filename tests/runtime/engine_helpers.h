@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -20,37 +21,47 @@ struct Collected {
   std::string error;
 };
 
-// A thread-safe collector whose done() future resolves at the final event.
+// A thread-safe collector whose wait() returns at the final event. Its state is shared with the
+// callback, so the callback may still be running (unlocking) when the waiter has moved on.
 class Collector {
  public:
+  Collector() : state_(std::make_shared<State>()), done_(state_->done.get_future()) {}
   std::function<void(const StreamEvent&)> callback() {
-    return [this](const StreamEvent& ev) {
-      std::lock_guard lock(mu_);
-      ++c_.events;
-      c_.tokens.insert(c_.tokens.end(), ev.tokens.begin(), ev.tokens.end());
-      c_.text += ev.text;
-      if (ev.finished) {
-        ++c_.final_events;
-        c_.reason = ev.reason;
-        c_.stats = ev.stats;
-        c_.error = ev.error;
-        if (c_.final_events == 1) done_.set_value();
+    return [st = state_](const StreamEvent& ev) {
+      bool first_final = false;
+      {
+        std::lock_guard lock(st->mu);
+        ++st->c.events;
+        st->c.tokens.insert(st->c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
+        st->c.text += ev.text;
+        if (ev.finished) {
+          ++st->c.final_events;
+          st->c.reason = ev.reason;
+          st->c.stats = ev.stats;
+          st->c.error = ev.error;
+          first_final = st->c.final_events == 1;
+        }
       }
+      if (first_final) st->done.set_value();
     };
   }
-  const Collected& wait() {
-    done_.get_future().wait();
-    return c_;
+  Collected wait() {
+    done_.wait();
+    return snapshot();
   }
   Collected snapshot() {
-    std::lock_guard lock(mu_);
-    return c_;
+    std::lock_guard lock(state_->mu);
+    return state_->c;
   }
 
  private:
-  std::mutex mu_;
-  Collected c_;
-  std::promise<void> done_;
+  struct State {
+    std::mutex mu;
+    Collected c;
+    std::promise<void> done;
+  };
+  std::shared_ptr<State> state_;
+  std::shared_future<void> done_;
 };
 
 inline Collected run_one(Engine& engine, GenerationRequest req) {
