@@ -105,6 +105,7 @@ class EngineImpl final : public Engine {
   RadixCache cache_;
   Scheduler scheduler_;
   std::set<int32_t> eos_;
+  DraftPolicy draft_policy_;
   std::vector<float> logits_;
 
   mutable std::mutex counters_mu_;
@@ -241,7 +242,7 @@ void EngineImpl::step() {
   // Drafts for sequences in decode.
   for (Sequence* s : scheduler_.all()) {
     s->draft.clear();
-    if (s->request.speculation && s->in_decode()) propose_draft(*s);
+    if (s->request.speculation && s->in_decode()) propose_draft(*s, draft_policy_);
   }
   std::vector<std::pair<std::unique_ptr<Sequence>, Error>> failed;
   ScheduledStep step = scheduler_.schedule(failed);
@@ -258,7 +259,11 @@ void EngineImpl::step() {
     row += ss.all_logits ? ss.n_new : 1;
   }
   ++steps_;
+  bool all_decode = true;
+  for (Sequence* s : step.seqs) all_decode = all_decode && s->in_decode();
+  const auto t0 = Clock::now();
   auto r = model_->forward(step.batch, logits_);
+  if (all_decode) draft_policy_.record_step(static_cast<int>(step.batch.tokens.size()), ms_between(t0, Clock::now()));
   const size_t V = model_->info().vocab_size;
   if (r && logits_.size() < static_cast<size_t>(row) * V)
     r = make_error(ErrorCode::Internal, "model returned " + std::to_string(logits_.size()) + " logits, expected " +
@@ -294,8 +299,7 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
       ++n_draft_ok;
     }
     s->stats.draft_proposed += n_draft;
-    if (n_draft > 0)
-      s->draft_len = n_draft_ok == n_draft ? std::min(kMaxDraft, s->draft_len * 2) : std::max(1, n_draft_ok + 1);
+    draft_policy_.record_verification(s->draft_source, n_draft, n_draft_ok);
     s->stats.draft_accepted += n_draft_ok;
     s->n_computed += n_draft_ok;  // accepted draft tokens' KV is valid; the rest is rolled back
     s->draft.clear();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/runtime/drafter.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/text_stream.h"
 
@@ -51,7 +52,7 @@ struct Sequence {
   int step_new = 0;                  // tokens fed this step
   std::vector<int32_t> draft;        // speculative tokens fed after the real next token
   int logits_row = 0;                // first logits row of this sequence in the step
-  int draft_len = 4;                 // adaptive draft length (drafter.h)
+  DraftSource draft_source = DraftSource::Lookup;
 
   int n_generated() const { return static_cast<int>(tokens.size()) - n_prompt; }
   bool in_decode() const { return n_computed + 1 == static_cast<int>(tokens.size()); }

@@ -1,0 +1,197 @@
+// bench_speculation: speculative decoding on completions at many cursor points of real code.
+//
+// For each cursor point (the start of a line inside a held-out source file) the prompt is the
+// SPM FIM layout the embedded model is trained with (BOS <fim_hole> suffix <fim_begin> prefix
+// <fim_end>) and the engine generates up to --max-tokens greedily, with speculation off and on;
+// outputs must be identical. Reports accepted tokens per verification step, decode tokens/s,
+// end-to-end latency, the speed-up, and the cost of one forward over n tokens (n = 1..9) that
+// decides where verifying a draft pays. JSON to bench/results/speculation-<date>.json (or --out).
+//
+//   bench_speculation [--model DIR] [--source FILE] [--points N] [--max-tokens N] [--threads N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "engine/model.h"
+#include "engine/tokenizer/tokenizer.h"
+
+using namespace ghostline;
+using namespace ghostline::engine;
+
+namespace {
+
+const std::string kRoot = GHOSTLINE_SOURCE_DIR;
+
+std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == "--" + name) return argv[i + 1];
+  return fallback;
+}
+
+// Milliseconds of one forward over n new tokens after a `past`-token context (median of reps).
+double forward_ms(Model& m, int past, int n, int reps) {
+  const int B = 16;
+  std::vector<double> t;
+  std::vector<float> logits;
+  for (int r = 0; r < reps; ++r) {
+    StepBatch b;
+    SequenceStep s;
+    s.n_past = past;
+    s.n_new = n;
+    s.all_logits = true;
+    for (int i = 0; i * B < past + n; ++i) s.block_table.push_back(i);
+    for (int i = 0; i < n; ++i) b.tokens.push_back(100 + (i * 37) % 1000);
+    b.seqs.push_back(s);
+    auto t0 = std::chrono::steady_clock::now();
+    if (!m.forward(b, logits)) return -1;
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string model_path = arg(argc, argv, "model", kRoot + "/models/ghostline-coder-tiny");
+  const std::string source = arg(argc, argv, "source", kRoot + "/tools/train/eval_fim.py");
+  const int points = std::stoi(arg(argc, argv, "points", "24"));
+  const int max_tokens = std::stoi(arg(argc, argv, "max-tokens", "64"));
+  const int threads = std::stoi(arg(argc, argv, "threads", "0"));
+  const int prefix_chars = 1500, suffix_chars = 400;
+
+  auto tok = Tokenizer::from_model_dir(model_path);
+  if (!tok) { std::fprintf(stderr, "bench_speculation: %s\n", tok.error().message.c_str()); return 1; }
+  const Tokenizer& T = **tok;
+  std::ifstream in(source, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  if (text.size() < 1000) { std::fprintf(stderr, "bench_speculation: %s is too short\n", source.c_str()); return 1; }
+  const int32_t bos = T.bos_id().value_or(0);
+  const int32_t fim_begin = T.token_id("<｜fim▁begin｜>").value_or(0);
+  const int32_t fim_hole = T.token_id("<｜fim▁hole｜>").value_or(0);
+  const int32_t fim_end = T.token_id("<｜fim▁end｜>").value_or(0);
+
+  // Cursor points: starts of non-empty lines, spread evenly over the file.
+  std::vector<size_t> line_starts;
+  for (size_t i = 0; i < text.size(); ++i)
+    if ((i == 0 || text[i - 1] == '\n') && i + 1 < text.size() && text[i] != '\n' && i > 200) line_starts.push_back(i);
+  std::vector<size_t> cursors;
+  for (int k = 0; k < points && !line_starts.empty(); ++k) cursors.push_back(line_starts[k * line_starts.size() / points]);
+
+  LoadOptions lo;
+  lo.threads = threads;
+  // The cost of verifying n tokens at once, against one decode step.
+  nlohmann::json cost = nlohmann::json::array();
+  {
+    auto m = load_model(model_path, lo);
+    if (!m) { std::fprintf(stderr, "bench_speculation: %s\n", m.error().message.c_str()); return 1; }
+    if (!(*m)->allocate_kv(16, 128)) return 1;
+    forward_ms(**m, 0, 512, 1);  // fill the KV of a 512-token context
+    std::printf("forward over n new tokens after 512 (ms):");
+    const double one = forward_ms(**m, 512, 1, 15);
+    for (int n = 1; n <= 9; ++n) {
+      double ms = n == 1 ? one : forward_ms(**m, 512, n, 15);
+      std::printf(" n=%d %.3f", n, ms);
+      cost.push_back({{"n", n}, {"ms", ms}, {"relative_to_one", ms / one}});
+    }
+    std::printf("\n");
+  }
+
+  // One long-lived engine per mode, as in the server: the draft policy learns across requests.
+  std::unique_ptr<Engine> engines[2];
+  for (auto& e : engines) {
+    auto m = load_model(model_path, lo);
+    if (!m) return 1;
+    EngineOptions eo;
+    eo.kv_blocks = 512;
+    auto created = Engine::create(std::move(*m), *tok, eo);
+    if (!created) { std::fprintf(stderr, "bench_speculation: %s\n", created.error().message.c_str()); return 1; }
+    e = std::move(*created);
+  }
+  nlohmann::json runs = nlohmann::json::array();
+  double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
+  long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
+  int steps_on = 0;
+  for (size_t c : cursors) {
+    const size_t p0 = c > static_cast<size_t>(prefix_chars) ? c - prefix_chars : 0;
+    auto prefix = T.encode(std::string_view(text).substr(p0, c - p0));
+    auto suffix = T.encode(std::string_view(text).substr(c, suffix_chars));
+    std::vector<int32_t> prompt = {bos, fim_hole};
+    prompt.insert(prompt.end(), suffix.begin(), suffix.end());
+    prompt.push_back(fim_begin);
+    prompt.insert(prompt.end(), prefix.begin(), prefix.end());
+    prompt.push_back(fim_end);
+    std::vector<int32_t> outs[2];
+    nlohmann::json row = {{"cursor", c}, {"prompt_tokens", prompt.size()}};
+    for (int spec = 0; spec < 2; ++spec) {
+      Engine* e = engines[spec].get();
+      GenerationRequest req;
+      req.prompt = prompt;
+      req.sampling.max_tokens = max_tokens;
+      req.speculation = spec == 1;
+      // Collect the tokens through the stream.
+      auto toks = std::make_shared<std::vector<int32_t>>();
+      auto done = std::make_shared<std::promise<StreamEvent>>();
+      auto fut = done->get_future();
+      auto events = std::make_shared<int>(0);
+      e->submit(req, [toks, done, events](const StreamEvent& ev) {
+        toks->insert(toks->end(), ev.tokens.begin(), ev.tokens.end());
+        ++*events;
+        if (ev.finished) done->set_value(ev);
+      });
+      StreamEvent ev = fut.get();
+      outs[spec] = *toks;
+      const auto& s = ev.stats;
+      total_dec_ms[spec] += s.total_ms - s.ttft_ms;
+      total_ms[spec] += s.total_ms;
+      total_tok[spec] += std::max(0, s.generated_tokens - 1);
+      if (spec) {
+        proposed += s.draft_proposed;
+        accepted += s.draft_accepted;
+        steps_on += *events;
+      }
+      row[spec ? "on" : "off"] = {{"generated", s.generated_tokens}, {"ttft_ms", s.ttft_ms}, {"total_ms", s.total_ms},
+                                  {"draft_proposed", s.draft_proposed}, {"draft_accepted", s.draft_accepted},
+                                  {"events", *events}};
+    }
+    if (outs[0] != outs[1]) ++mismatches;
+    row["identical"] = outs[0] == outs[1];
+    runs.push_back(row);
+  }
+  const double tps_off = total_tok[0] * 1000.0 / std::max(1e-9, total_dec_ms[0]);
+  const double tps_on = total_tok[1] * 1000.0 / std::max(1e-9, total_dec_ms[1]);
+  std::printf("%zu cursor points, up to %d tokens each, model %s\n", cursors.size(), max_tokens, model_path.c_str());
+  std::printf("speculation off: %.0f decode tok/s, mean latency %.1f ms\n", tps_off, total_ms[0] / cursors.size());
+  std::printf("speculation on:  %.0f decode tok/s, mean latency %.1f ms; drafts %ld proposed, %ld accepted (%.0f%%), "
+              "%.2f tokens per event\n",
+              tps_on, total_ms[1] / cursors.size(), proposed, accepted, proposed ? 100.0 * accepted / proposed : 0.0,
+              steps_on ? double(total_tok[1] + cursors.size()) / steps_on : 0.0);
+  std::printf("decode speed-up %.2fx; outputs identical at %zu of %zu points\n", tps_on / std::max(1e-9, tps_off),
+              cursors.size() - mismatches, cursors.size());
+
+  std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/speculation-" + date + ".json");
+  nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"model", model_path}, {"source", source},
+                        {"max_tokens", max_tokens}, {"threads", threads},
+                        {"hardware_threads", std::thread::hardware_concurrency()},
+                        {"decode_tokens_per_s_off", tps_off}, {"decode_tokens_per_s_on", tps_on},
+                        {"speedup", tps_on / std::max(1e-9, tps_off)}, {"draft_proposed", proposed},
+                        {"draft_accepted", accepted}, {"mismatches", mismatches}, {"forward_cost", cost},
+                        {"points", runs}};
+  std::ofstream(out_path) << doc.dump(2) << "\n";
+  std::printf("wrote %s\n", out_path.c_str());
+  return mismatches == 0 ? 0 : 1;
+}
