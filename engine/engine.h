@@ -82,6 +82,7 @@ struct EngineOptions {
   int max_batch_tokens = 512;        // chunked prefill: tokens per step over all sequences
   int max_running = 16;
   bool prefix_cache = true;
+  int draft_length = -1;             // speculation: -1 = adaptive (where it pays), else fixed (0..8)
 };
 
 // create() allocates the KV pool (options.kv_blocks, or kv_memory_fraction of the memory the

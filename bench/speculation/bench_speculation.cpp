@@ -8,6 +8,7 @@
 // decides where verifying a draft pays. JSON to bench/results/speculation-<date>.json (or --out).
 //
 //   bench_speculation [--model DIR] [--source FILE] [--points N] [--max-tokens N] [--threads N]
+//                     [--draft-length K]   (-1: the engine's adaptive policy; else fixed)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -110,11 +111,13 @@ int main(int argc, char** argv) {
 
   // One long-lived engine per mode, as in the server: the draft policy learns across requests.
   std::unique_ptr<Engine> engines[2];
+  const int draft_length = std::stoi(arg(argc, argv, "draft-length", "-1"));
   for (auto& e : engines) {
     auto m = load_model(model_path, lo);
     if (!m) return 1;
     EngineOptions eo;
     eo.kv_blocks = 512;
+    eo.draft_length = draft_length;
     auto created = Engine::create(std::move(*m), *tok, eo);
     if (!created) { std::fprintf(stderr, "bench_speculation: %s\n", created.error().message.c_str()); return 1; }
     e = std::move(*created);
@@ -185,7 +188,7 @@ int main(int argc, char** argv) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/speculation-" + date + ".json");
   nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"model", model_path}, {"source", source},
-                        {"max_tokens", max_tokens}, {"threads", threads},
+                        {"max_tokens", max_tokens}, {"threads", threads}, {"draft_length", draft_length},
                         {"hardware_threads", std::thread::hardware_concurrency()},
                         {"decode_tokens_per_s_off", tps_off}, {"decode_tokens_per_s_on", tps_on},
                         {"speedup", tps_on / std::max(1e-9, tps_off)}, {"draft_proposed", proposed},

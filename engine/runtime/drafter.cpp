@@ -22,7 +22,7 @@ std::vector<int32_t> prompt_lookup(std::span<const int32_t> tokens, int ngram, i
   return {};
 }
 
-DraftPolicy::DraftPolicy() {
+DraftPolicy::DraftPolicy(int fixed_length) : fixed_length_(std::min(fixed_length, kMaxDraft)) {
   // Priors: a previous suggestion is usually still right; prompt lookup half the time.
   accepted_[0] = 3, rejected_[0] = 1;
   accepted_[1] = 1, rejected_[1] = 1;
@@ -55,6 +55,7 @@ double DraftPolicy::acceptance(DraftSource source) const {
 }
 
 int DraftPolicy::length(DraftSource source) {
+  if (fixed_length_ >= 0) return fixed_length_;
   ++calls_;
   const double a = std::min(acceptance(source), 0.999);
   // Until steps were timed, assume verification is cheap (so that it gets measured).

@@ -26,7 +26,8 @@ enum class DraftSource { Hint = 0, Lookup = 1 };
 
 class DraftPolicy {
  public:
-  DraftPolicy();
+  // fixed_length >= 0 pins the length (tests, benchmarks); -1 adapts.
+  explicit DraftPolicy(int fixed_length = -1);
   // A step in which every sequence was decoding: `tokens` fed in all, `ms` for the forward.
   void record_step(int tokens, double ms);
   void record_verification(DraftSource source, int proposed, int accepted);
@@ -41,6 +42,7 @@ class DraftPolicy {
   bool have_base_ = false, have_per_token_ = false;
   double accepted_[2], rejected_[2];  // decaying counts per source
   uint64_t calls_ = 0;
+  int fixed_length_ = -1;
 };
 
 // Tokens following the most recent earlier occurrence of the last `ngram` tokens of `tokens`

@@ -43,7 +43,8 @@ class EngineImpl final : public Engine {
   EngineImpl(std::unique_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, const EngineOptions& options,
              int n_blocks)
       : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options), blocks_(n_blocks),
-        cache_(blocks_, options.block_size), scheduler_(*model_, blocks_, cache_, options_) {
+        cache_(blocks_, options.block_size), scheduler_(*model_, blocks_, cache_, options_),
+        draft_policy_(options.draft_length) {
     publish_counters();
     eos_.insert(model_->info().eos_token_ids.begin(), model_->info().eos_token_ids.end());
 #ifdef GHOSTLINE_HAVE_TOKENIZER

@@ -68,6 +68,7 @@ TEST_CASE("greedy output equals the reference: cache on/off, chunked/whole prefi
       for (bool spec : {false, true})
         for (int block : {1, 16}) {
           EngineOptions opt;
+          opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
           opt.kv_blocks = 4096 / block;
           opt.block_size = block;
           opt.max_batch_tokens = max_batch;
@@ -98,6 +99,7 @@ TEST_CASE("greedy output equals the reference: cache on/off, chunked/whole prefi
 
 TEST_CASE("speculation proposes drafts, accepts some, and a hint that is right is accepted whole") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 256;
   Toy t = make_toy(opt);
   std::mt19937 rng(3);
@@ -122,6 +124,7 @@ TEST_CASE("speculation proposes drafts, accepts some, and a hint that is right i
 
 TEST_CASE("many concurrent requests with cancellations: one final event each, every block returned") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 64;  // 1024 tokens: tight for 40 requests, so requests wait and preempt
   opt.block_size = 16;
   opt.max_batch_tokens = 64;
@@ -162,6 +165,7 @@ TEST_CASE("many concurrent requests with cancellations: one final event each, ev
 
 TEST_CASE("a prompt larger than the whole pool fails with a clear error; the engine goes on") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 4;
   opt.block_size = 4;
   Toy t = make_toy(opt);
@@ -180,6 +184,7 @@ TEST_CASE("a prompt larger than the whole pool fails with a clear error; the eng
 
 TEST_CASE("bad requests finish with Error and a message naming the problem") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 16;
   Toy t = make_toy(opt, 32, 64);
   GenerationRequest empty;
@@ -206,6 +211,7 @@ TEST_CASE("bad requests finish with Error and a message naming the problem") {
 
 TEST_CASE("EOS ends a request without emitting the EOS token") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 64;
   auto m = std::make_unique<ToyModel>();
   std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
@@ -225,6 +231,7 @@ TEST_CASE("EOS ends a request without emitting the EOS token") {
 
 TEST_CASE("time budgets finish a request with Budget") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 64;
   auto m = std::make_unique<ToyModel>();
   m->delay_ms = 2;
@@ -244,6 +251,7 @@ TEST_CASE("destroying the engine finishes every pending request with one final e
   std::vector<std::unique_ptr<Collector>> cs;
   {
     EngineOptions opt;
+    opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
     opt.kv_blocks = 256;
     Toy t = make_toy(opt);
     for (int i = 0; i < 10; ++i) {
@@ -263,6 +271,7 @@ TEST_CASE("destroying the engine finishes every pending request with one final e
 
 TEST_CASE("speculation with sampling keeps the distribution (rejection sampling)") {
   EngineOptions opt;
+  opt.draft_length = 4;  // fixed: speculation exercised whatever the timing
   opt.kv_blocks = 64;
   Toy t = make_toy(opt);
   const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
