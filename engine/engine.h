@@ -107,4 +107,9 @@ class Engine {
   virtual EngineCounters counters() const { return {}; }
 };
 
+// Loads a model directory (or "dummy:CONFIG.json") with its tokenizer (DIR/tokenizer.json;
+// none for dummy models or directories without one) and starts an Engine over them.
+Expected<std::unique_ptr<Engine>> open_engine(const std::string& model_path, const LoadOptions& load,
+                                              const EngineOptions& options);
+
 }  // namespace ghostline::engine

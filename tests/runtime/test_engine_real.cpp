@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/runtime/sampler.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/runtime/engine_helpers.h"
 
 using namespace ghostline;
@@ -180,4 +181,31 @@ TEST_CASE("real model: concurrent requests sharing a prefix give the same tokens
     CHECK(c.final_events == 1);
     CHECK(c.tokens == want[k]);
   }
+}
+
+TEST_CASE("open_engine: the embedded model with its tokenizer streams text; stop strings end it") {
+  auto e = open_engine(std::string(GHOSTLINE_SOURCE_DIR) + "/models/ghostline-coder-tiny", LoadOptions{.threads = 1},
+                       EngineOptions{.kv_blocks = 64});
+  REQUIRE_MESSAGE(e, (e ? "" : e.error().message));
+  const Tokenizer& tok = (*e)->tokenizer();
+  GenerationRequest req;
+  req.prompt = tok.encode("import os\nimport sys\n\n\ndef main():\n    ");
+  req.sampling.max_tokens = 48;
+  Collected all = run_one(**e, req);
+  CHECK(all.reason == FinishReason::Length);
+  CHECK(all.text == tok.decode(all.tokens));
+  // The same request with a stop string: the text is cut right before its first occurrence.
+  const size_t nl = all.text.find('\n');
+  REQUIRE(nl != std::string::npos);
+  req.sampling.stop = {"\n"};
+  Collected cut = run_one(**e, req);
+  CHECK(cut.reason == FinishReason::Stop);
+  CHECK(cut.text == all.text.substr(0, nl));
+  CHECK(cut.stats.cached_tokens > 0);  // the prompt was cached by the first request
+}
+
+TEST_CASE("open_engine: a missing model gives a clear error") {
+  auto e = open_engine("/nonexistent/model", LoadOptions{}, EngineOptions{});
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message.find("/nonexistent/model") != std::string::npos);
 }
