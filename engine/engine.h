@@ -8,6 +8,12 @@
 // speculation lands), then exactly once with finished == true (possibly with final tokens).
 // After cancel(id) the final event comes within one step, with FinishReason::Cancelled; the
 // request's KV blocks are freed (cached prefix blocks stay in the prefix cache).
+// A callback may call submit() and cancel(), but must not destroy the Engine. Text in events is
+// complete UTF-8; text that might begin a stop string is held back until decided, and the stop
+// string itself is never shown. An EOS token ends the request and is not in `tokens` (it is
+// counted in stats.generated_tokens). Bad requests (empty prompt, ids outside the vocabulary,
+// a prompt that does not fit the context or the pool) finish at once with FinishReason::Error
+// and a message. With greedy sampling the tokens are the same with speculation on or off.
 #pragma once
 
 #include <cstdint>
