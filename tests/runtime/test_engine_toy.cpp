@@ -3,7 +3,9 @@
 // cancellation, memory pressure, budgets and bad input.
 #include <doctest/doctest.h>
 
+#include <future>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -320,4 +322,64 @@ TEST_CASE("speculation with sampling keeps the distribution (rejection sampling)
   for (auto& [k, c] : count) CHECK(exact.count(k) == 1);  // nothing outside the support
   // At most 15 degrees of freedom: 45 is exceeded by chance with p < 1e-4.
   CHECK(chi2 < 45.0);
+}
+
+TEST_CASE("scheduler: newest request first, chunked prefill within the budget, decoding never stalls") {
+  EngineOptions opt;
+  opt.draft_length = 0;
+  opt.kv_blocks = 256;
+  opt.block_size = 4;
+  opt.max_batch_tokens = 16;
+  auto m = std::make_unique<ToyModel>();
+  ToyModel* model = m.get();
+  std::mutex mu;
+  std::vector<StepBatch> steps;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  model->on_forward = [&](const StepBatch& b) {
+    {
+      std::lock_guard lock(mu);
+      steps.push_back(b);
+    }
+    gate.wait();
+  };
+  auto e = Engine::create(std::move(m), nullptr, opt);
+  REQUIRE(e);
+  // A decodes for a while; the engine is held inside its first forward while B, C, D arrive.
+  Collector a, b, c, d;
+  GenerationRequest ra;
+  ra.prompt = {1, 2, 3};
+  ra.sampling.max_tokens = 30;
+  (*e)->submit(ra, a.callback());
+  for (int i = 0; i < 1000; ++i) {
+    std::lock_guard lock(mu);
+    if (!steps.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // waits for the first forward only
+  }
+  auto long_prompt = [](int32_t fill) { return std::vector<int32_t>(40, fill); };
+  GenerationRequest rb, rc, rd;
+  rb.prompt = long_prompt(10);
+  rc.prompt = long_prompt(11);
+  rd.prompt = long_prompt(12);
+  for (auto* r : {&rb, &rc, &rd}) r->sampling.max_tokens = 2;
+  (*e)->submit(rb, b.callback());
+  (*e)->submit(rc, c.callback());
+  (*e)->submit(rd, d.callback());
+  release.set_value();
+  for (auto* col : {&a, &b, &c, &d}) CHECK(col->wait().final_events == 1);
+  std::lock_guard lock(mu);
+  REQUIRE(steps.size() >= 2);
+  // Every step within the token budget.
+  for (auto& s : steps) CHECK(s.tokens.size() <= 16);
+  // The step after the gate: A decodes one token, and the newest prompt (D, id 12) takes the rest.
+  const StepBatch& next = steps[1];
+  REQUIRE(next.seqs.size() >= 2);
+  CHECK(next.seqs[0].n_new == 1);
+  CHECK(next.tokens[1] == 12);
+  // While B, C and D prefill in chunks, A gets a token in every step until it finishes.
+  int a_steps = 0;
+  for (size_t i = 1; i < steps.size() && a_steps < 29; ++i) {
+    CHECK(steps[i].seqs[0].n_new == 1);
+    ++a_steps;
+  }
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ class ToyModel final : public Model {
 
   Expected<void> forward(const StepBatch& batch, std::vector<float>& logits) override {
     ++forwards;
+    if (on_forward) on_forward(batch);
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     logits.assign(static_cast<size_t>(batch.logit_rows()) * info_.vocab_size, 0.0f);
     size_t t = 0, row = 0;
@@ -74,6 +76,7 @@ class ToyModel final : public Model {
   }
 
   int delay_ms = 0;  // a slow model, for time budgets
+  std::function<void(const StepBatch&)> on_forward;  // called first in every forward (engine thread)
   int forwards = 0;
   int copies = 0;
   int64_t tokens_fed = 0;
