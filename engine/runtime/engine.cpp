@@ -244,6 +244,10 @@ void EngineImpl::step() {
   for (Sequence* s : scheduler_.all()) {
     s->draft.clear();
     if (s->request.speculation && s->in_decode()) propose_draft(*s, draft_policy_);
+    // Drafted positions stay inside the model's context.
+    const int max_context = model_->info().max_context;
+    if (max_context > 0)
+      s->draft.resize(std::min<size_t>(s->draft.size(), std::max<int>(0, max_context - static_cast<int>(s->tokens.size()))));
   }
   std::vector<std::pair<std::unique_ptr<Sequence>, Error>> failed;
   ScheduledStep step = scheduler_.schedule(failed);

@@ -205,7 +205,9 @@ TEST_CASE("bad requests finish with Error and a message naming the problem") {
   GenerationRequest near;
   near.prompt.assign(60, 1);
   near.sampling.max_tokens = 100;
+  near.draft_hint = reference_greedy(*t.model, near.prompt, 10);  // right drafts that would run past the context
   Collected n = run_one(*t.engine, near);
+  CHECK(n.error == "");
   CHECK(n.reason == FinishReason::Length);
   CHECK(n.tokens.size() == 4);
   CHECK_FALSE(Engine::create(std::make_unique<ToyModel>(), nullptr, EngineOptions{.block_size = 0}));

@@ -48,6 +48,8 @@ class ToyModel final : public Model {
     logits.assign(static_cast<size_t>(batch.logit_rows()) * info_.vocab_size, 0.0f);
     size_t t = 0, row = 0;
     for (const auto& s : batch.seqs) {
+      if (s.n_past + s.n_new > info_.max_context)
+        return make_error(ErrorCode::InvalidArgument, "position past the model's context");
       if (static_cast<int>(s.block_table.size()) * block_size_ < s.n_past + s.n_new)
         return make_error(ErrorCode::Internal, "block table too short");
       for (int i = 0; i < s.n_new; ++i) slot(s.block_table, s.n_past + i) = batch.tokens[t + i];
