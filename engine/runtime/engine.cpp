@@ -310,6 +310,12 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     s->draft.clear();
     scheduler_.truncate_blocks(*s);
     if (!s->has_first_token) {
+      // The prompt's full blocks are final: share them now with requests that arrive meanwhile.
+      if (options_.prefix_cache) {
+        const int full = std::min<int>(s->n_computed / options_.block_size, static_cast<int>(s->blocks.size()));
+        cache_.insert(std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(full) * options_.block_size),
+                      std::span<const int>(s->blocks.data(), full));
+      }
       s->has_first_token = true;
       s->stats.ttft_ms = ms_between(s->submitted, Clock::now());
     }

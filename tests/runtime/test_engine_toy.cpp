@@ -385,3 +385,43 @@ TEST_CASE("scheduler: newest request first, chunked prefill within the budget, d
     ++a_steps;
   }
 }
+
+TEST_CASE("a running request's prompt blocks are shared with a request that arrives meanwhile") {
+  EngineOptions opt;
+  opt.draft_length = 0;
+  opt.kv_blocks = 256;
+  opt.block_size = 4;
+  auto m = std::make_unique<ToyModel>();
+  ToyModel* model = m.get();
+  std::promise<void> release, second_forward;
+  std::shared_future<void> gate = release.get_future().share();
+  int calls = 0;
+  model->on_forward = [&](const StepBatch&) {
+    if (++calls == 2) {  // A's first decode step: hold the engine until B has been submitted
+      second_forward.set_value();
+      gate.wait();
+    }
+  };
+  auto e = Engine::create(std::move(m), nullptr, opt);
+  REQUIRE(e);
+  std::mt19937 rng(9);
+  auto prompt = random_prompt(rng, 41);
+  Collector a, b;
+  GenerationRequest ra;
+  ra.prompt = prompt;
+  ra.sampling.max_tokens = 40;
+  (*e)->submit(ra, a.callback());
+  second_forward.get_future().wait();
+  GenerationRequest rb;
+  rb.prompt = prompt;
+  rb.prompt.push_back(7);
+  rb.sampling.max_tokens = 3;
+  (*e)->submit(rb, b.callback());
+  release.set_value();
+  Collected cb = b.wait();
+  // B was admitted while A had 38 tokens to go: the 10 full blocks of A's prompt were shared.
+  CHECK(cb.stats.cached_tokens == 40);
+  CHECK(cb.tokens == reference_greedy(*model, rb.prompt, 3));
+  Collected ca = a.wait();
+  CHECK(ca.tokens == reference_greedy(*model, prompt, 40));
+}
