@@ -425,3 +425,33 @@ TEST_CASE("a running request's prompt blocks are shared with a request that arri
   Collected ca = a.wait();
   CHECK(ca.tokens == reference_greedy(*model, prompt, 40));
 }
+
+TEST_CASE("a pool too small for all running requests: preemption, recompute, same tokens") {
+  EngineOptions opt;
+  opt.draft_length = 2;
+  opt.kv_blocks = 12;  // 48 tokens; three requests that each grow to 38 tokens
+  opt.block_size = 4;
+  opt.max_batch_tokens = 32;
+  Toy t = make_toy(opt);
+  std::mt19937 rng(11);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::unique_ptr<Collector>> cs;
+  for (int i = 0; i < 3; ++i) {
+    prompts.push_back(random_prompt(rng, 8));
+    GenerationRequest req;
+    req.prompt = prompts.back();
+    req.sampling.max_tokens = 30;
+    cs.push_back(std::make_unique<Collector>());
+    t.engine->submit(req, cs.back()->callback());
+  }
+  for (int i = 0; i < 3; ++i) {
+    Collected c = cs[i]->wait();
+    CHECK(c.final_events == 1);
+    CHECK(c.error == "");
+    CHECK(c.reason == FinishReason::Length);
+    CHECK(c.tokens == reference_greedy(*t.model, prompts[i], 30));
+  }
+  wait_idle(*t.engine);
+  auto cnt = t.engine->counters();
+  CHECK(cnt.kv_blocks_free + cnt.kv_blocks_cached == cnt.kv_blocks_total);
+}
