@@ -1,13 +1,14 @@
 // bench_speculation: speculative decoding on completions at many cursor points of real code.
 //
-// For each cursor point (the start of a line inside a held-out source file) the prompt is the
+// For each cursor point (the held-out FIM evaluation cases of tools/train/eval, or line starts of
+// a --source file) the prompt is the
 // SPM FIM layout the embedded model is trained with (BOS <fim_hole> suffix <fim_begin> prefix
 // <fim_end>) and the engine generates up to --max-tokens greedily, with speculation off and on;
 // outputs must be identical. Reports accepted tokens per verification step, decode tokens/s,
 // end-to-end latency, the speed-up, and the cost of one forward over n tokens (n = 1..9) that
 // decides where verifying a draft pays. JSON to bench/results/speculation-<date>.json (or --out).
 //
-//   bench_speculation [--model DIR] [--source FILE] [--points N] [--max-tokens N] [--threads N]
+//   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
 //                     [--draft-length K]   (-1: the engine's adaptive policy; else fixed)
 #include <algorithm>
 #include <chrono>
@@ -64,31 +65,63 @@ double forward_ms(Model& m, int past, int n, int reps) {
 
 int main(int argc, char** argv) {
   const std::string model_path = arg(argc, argv, "model", kRoot + "/models/ghostline-coder-tiny");
-  const std::string source = arg(argc, argv, "source", kRoot + "/tools/train/eval_fim.py");
-  const int points = std::stoi(arg(argc, argv, "points", "24"));
+  // Cursor points: the held-out FIM evaluation cases (file text with the middle removed, 1-based
+  // line and column), or with --source FILE the starts of lines spread over that file.
+  const std::string cases_path = arg(argc, argv, "cases", kRoot + "/tools/train/eval/fim_cases.jsonl");
+  const std::string source = arg(argc, argv, "source", "");
+  const int points = std::stoi(arg(argc, argv, "points", "40"));
   const int max_tokens = std::stoi(arg(argc, argv, "max-tokens", "64"));
   const int threads = std::stoi(arg(argc, argv, "threads", "0"));
-  const int prefix_chars = 1500, suffix_chars = 400;
+  const size_t prefix_chars = 1500, suffix_chars = 400;
 
   auto tok = Tokenizer::from_model_dir(model_path);
   if (!tok) { std::fprintf(stderr, "bench_speculation: %s\n", tok.error().message.c_str()); return 1; }
   const Tokenizer& T = **tok;
-  std::ifstream in(source, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  if (text.size() < 1000) { std::fprintf(stderr, "bench_speculation: %s is too short\n", source.c_str()); return 1; }
   const int32_t bos = T.bos_id().value_or(0);
   const int32_t fim_begin = T.token_id("<｜fim▁begin｜>").value_or(0);
   const int32_t fim_hole = T.token_id("<｜fim▁hole｜>").value_or(0);
   const int32_t fim_end = T.token_id("<｜fim▁end｜>").value_or(0);
 
-  // Cursor points: starts of non-empty lines, spread evenly over the file.
-  std::vector<size_t> line_starts;
-  for (size_t i = 0; i < text.size(); ++i)
-    if ((i == 0 || text[i - 1] == '\n') && i + 1 < text.size() && text[i] != '\n' && i > 200) line_starts.push_back(i);
-  std::vector<size_t> cursors;
-  for (int k = 0; k < points && !line_starts.empty(); ++k) cursors.push_back(line_starts[k * line_starts.size() / points]);
+  struct Point {
+    std::string text;
+    size_t cursor;
+  };
+  std::vector<Point> cursors;
+  auto read_all = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  if (!source.empty()) {
+    const std::string text = read_all(source);
+    std::vector<size_t> line_starts;
+    for (size_t i = 200; i < text.size(); ++i)
+      if (text[i - 1] == '\n' && text[i] != '\n') line_starts.push_back(i);
+    for (int k = 0; k < points && !line_starts.empty(); ++k)
+      cursors.push_back({text, line_starts[k * line_starts.size() / points]});
+  } else {
+    std::ifstream in(cases_path);
+    std::string line;
+    while (static_cast<int>(cursors.size()) < points && std::getline(in, line)) {
+      auto c = nlohmann::json::parse(line, nullptr, false);
+      if (c.is_discarded() || !c.contains("text")) continue;
+      const std::string text = c["text"].get<std::string>();
+      // 1-based line, then 1-based column in Unicode characters.
+      size_t pos = 0;
+      for (int l = 1; l < c["line"].get<int>() && pos != std::string::npos; ++l) {
+        pos = text.find('\n', pos);
+        if (pos != std::string::npos) ++pos;
+      }
+      if (pos == std::string::npos) continue;
+      for (int col = 1; col < c["column"].get<int>() && pos < text.size(); ++col) {
+        ++pos;
+        while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) ++pos;
+      }
+      cursors.push_back({text, pos});
+    }
+  }
+  if (cursors.empty()) { std::fprintf(stderr, "bench_speculation: no cursor points\n"); return 1; }
 
   LoadOptions lo;
   lo.threads = threads;
@@ -126,8 +159,12 @@ int main(int argc, char** argv) {
   double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
   long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
   int steps_on = 0;
-  for (size_t c : cursors) {
-    const size_t p0 = c > static_cast<size_t>(prefix_chars) ? c - prefix_chars : 0;
+  double hint_dec_ms = 0;
+  long hint_tok = 0, hint_proposed = 0, hint_accepted = 0;
+  for (const Point& pt : cursors) {
+    const std::string& text = pt.text;
+    const size_t c = pt.cursor;
+    const size_t p0 = c > prefix_chars ? c - prefix_chars : 0;
     auto prefix = T.encode(std::string_view(text).substr(p0, c - p0));
     auto suffix = T.encode(std::string_view(text).substr(c, suffix_chars));
     std::vector<int32_t> prompt = {bos, fim_hole};
@@ -170,8 +207,33 @@ int main(int argc, char** argv) {
     }
     if (outs[0] != outs[1]) ++mismatches;
     row["identical"] = outs[0] == outs[1];
+    // The same cursor again with the previous suggestion as draft_hint (the user came back, or
+    // the document changed elsewhere): the previous-suggestion drafter.
+    {
+      GenerationRequest req;
+      req.prompt = prompt;
+      req.sampling.max_tokens = max_tokens;
+      req.draft_hint = outs[0];
+      auto toks = std::make_shared<std::vector<int32_t>>();
+      auto done = std::make_shared<std::promise<StreamEvent>>();
+      auto fut = done->get_future();
+      engines[1]->submit(req, [toks, done](const StreamEvent& ev) {
+        toks->insert(toks->end(), ev.tokens.begin(), ev.tokens.end());
+        if (ev.finished) done->set_value(ev);
+      });
+      StreamEvent ev = fut.get();
+      if (*toks != outs[0]) ++mismatches;
+      hint_dec_ms += ev.stats.total_ms - ev.stats.ttft_ms;
+      hint_tok += std::max(0, ev.stats.generated_tokens - 1);
+      hint_proposed += ev.stats.draft_proposed;
+      hint_accepted += ev.stats.draft_accepted;
+      row["hint"] = {{"generated", ev.stats.generated_tokens}, {"ttft_ms", ev.stats.ttft_ms},
+                     {"total_ms", ev.stats.total_ms}, {"draft_proposed", ev.stats.draft_proposed},
+                     {"draft_accepted", ev.stats.draft_accepted}};
+    }
     runs.push_back(row);
   }
+  const double tps_hint = hint_tok * 1000.0 / std::max(1e-9, hint_dec_ms);
   const double tps_off = total_tok[0] * 1000.0 / std::max(1e-9, total_dec_ms[0]);
   const double tps_on = total_tok[1] * 1000.0 / std::max(1e-9, total_dec_ms[1]);
   std::printf("%zu cursor points, up to %d tokens each, model %s\n", cursors.size(), max_tokens, model_path.c_str());
@@ -180,18 +242,22 @@ int main(int argc, char** argv) {
               "%.2f tokens per event\n",
               tps_on, total_ms[1] / cursors.size(), proposed, accepted, proposed ? 100.0 * accepted / proposed : 0.0,
               steps_on ? double(total_tok[1] + cursors.size()) / steps_on : 0.0);
-  std::printf("decode speed-up %.2fx; outputs identical at %zu of %zu points\n", tps_on / std::max(1e-9, tps_off),
-              cursors.size() - mismatches, cursors.size());
+  std::printf("previous suggestion as draft: %.0f decode tok/s (%.2fx), drafts %ld proposed, %ld accepted\n", tps_hint,
+              tps_hint / std::max(1e-9, tps_off), hint_proposed, hint_accepted);
+  std::printf("decode speed-up %.2fx; %ld mismatching outputs (of %zu points x 2)\n", tps_on / std::max(1e-9, tps_off),
+              mismatches, cursors.size());
 
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/speculation-" + date + ".json");
-  nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"model", model_path}, {"source", source},
+  nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"model", model_path}, {"points_from", source.empty() ? cases_path : source},
                         {"max_tokens", max_tokens}, {"threads", threads}, {"draft_length", draft_length},
                         {"hardware_threads", std::thread::hardware_concurrency()},
                         {"decode_tokens_per_s_off", tps_off}, {"decode_tokens_per_s_on", tps_on},
-                        {"speedup", tps_on / std::max(1e-9, tps_off)}, {"draft_proposed", proposed},
+                        {"speedup", tps_on / std::max(1e-9, tps_off)},
+                        {"decode_tokens_per_s_hint", tps_hint}, {"speedup_hint", tps_hint / std::max(1e-9, tps_off)},
+                        {"hint_draft_proposed", hint_proposed}, {"hint_draft_accepted", hint_accepted}, {"draft_proposed", proposed},
                         {"draft_accepted", accepted}, {"mismatches", mismatches}, {"forward_cost", cost},
                         {"points", runs}};
   std::ofstream(out_path) << doc.dump(2) << "\n";
