@@ -10,10 +10,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: compiler and build tools, the libraries we link, clang for the fuzz target,
-# Python for the benchmark harness.
+# Python for the benchmark harness, Neovim for the plugin tests.
 apt_packages=(build-essential cmake ninja-build pkg-config git ca-certificates
               libboost-dev nlohmann-json3-dev doctest-dev libpcre2-dev libutf8proc-dev
-              clang libclang-rt-14-dev python3)
+              clang libclang-rt-14-dev python3 neovim)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()
