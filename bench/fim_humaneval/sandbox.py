@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from sandbox_runner import EXIT_EARLY, EXIT_RAISED, EXIT_REFUSED, REFUSED_MARK
 
@@ -83,7 +84,6 @@ def run_program(source, limits=None, keep_output=2000):
         nonce = secrets.token_hex(16)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
                "HOME": workdir, "TMPDIR": workdir}
-        import time
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
