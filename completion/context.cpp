@@ -88,20 +88,22 @@ static Mode pick_mode(const Snapshot& s, size_t cursor, const Context& c, const 
     for (TSNode n = node_at(s, cursor); !ts_node_is_null(n); n = ts_node_parent(n)) {
       const char* type = ts_node_type(n);
       bool inside = ts_node_start_byte(n) < cursor && cursor < ts_node_end_byte(n);
-      bool line_comment_end = is_comment(type) && ts_node_start_byte(n) < cursor && cursor == ts_node_end_byte(n) &&
-                              (ts_node_end_byte(n) >= s.text().size() || s.text()[ts_node_end_byte(n) - 1] != '/');
-      if (is_comment(type) && (inside || line_comment_end)) return o.complete_in_comments ? Mode::SingleLine : Mode::None;
-      if (is_string(type) && inside) return Mode::SingleLine;
+      // A line comment runs to the end of its line: the cursor at its end is still inside.
+      bool at_comment_end = is_comment(type) && ts_node_start_byte(n) < cursor && cursor == ts_node_end_byte(n) &&
+                            !(cursor >= 2 && s.text()[cursor - 1] == '/' && s.text()[cursor - 2] == '*');
+      if (is_comment(type) && (inside || at_comment_end)) return o.complete_in_comments ? Mode::SingleLine : Mode::None;
+      if (is_string(type) && inside) return o.complete_in_strings ? Mode::SingleLine : Mode::None;
     }
   }
-  // Text after the cursor on its line (other than closing brackets, quotes, ';' and ',') means
-  // the suggestion has to fit within the line.
+  // More than closing characters after the cursor on its line.
   for (char ch : c.line_suffix)
-    if (!std::strchr(" \t\r)]}\"';,:", ch)) return Mode::SingleLine;
-  // In the middle of a word: the identifier continues after the cursor.
-  if (!c.line_suffix.empty() && is_ident(c.line_suffix[0]) && !c.line_prefix.empty() && is_ident(c.line_prefix.back()))
-    return Mode::None;
-  return Mode::MultiLine;
+    if (!std::strchr(" \t\r)]}\"'`;,", ch)) return o.complete_mid_line ? Mode::SingleLine : Mode::None;
+  // An empty line, or right after a block opener: a whole block may follow.
+  std::string_view lp = c.line_prefix;
+  while (!lp.empty() && (lp.back() == ' ' || lp.back() == '\t')) lp.remove_suffix(1);
+  bool only_closers = c.line_suffix.find_first_not_of(" \t\r") == std::string::npos;
+  if (only_closers && (lp.empty() || lp.back() == ':' || lp.back() == '{')) return Mode::MultiLine;
+  return Mode::SingleLine;
 }
 
 // Top-level boundaries (starts of the root's children and of children of the scopes around the
@@ -126,6 +128,68 @@ static void boundaries(const Snapshot& s, size_t cursor, std::vector<size_t>& ou
 static std::string first_line(std::string_view t, size_t at) {
   size_t s = line_start(t, at);
   return std::string(t.substr(s, line_end(t, at) - s));
+}
+
+// Imports and the headers of the scopes enclosing the cursor that start above `cut`, within
+// `budget` tokens, each as one line of text.
+static std::string kept_above(const Snapshot& s, size_t cursor, size_t cut, size_t budget, const TokenCounter& count) {
+  std::string kept;
+  if (!s.has_tree() || cut == 0) return kept;
+  const std::string& text = s.text();
+  std::vector<std::string> headers;
+  TSNode root = s.root();
+  uint32_t nc = ts_node_child_count(root);
+  for (uint32_t i = 0; i < nc; ++i) {
+    TSNode ch = ts_node_child(root, i);
+    if (ts_node_end_byte(ch) > cut) break;
+    if (is_import(ts_node_type(ch))) {
+      std::string h = text.substr(ts_node_start_byte(ch), ts_node_end_byte(ch) - ts_node_start_byte(ch));
+      while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.pop_back();  // #include keeps its newline
+      headers.push_back(h);
+    }
+  }
+  std::vector<std::string> scopes;
+  if (uses_indentation(s.language())) {
+    // By indentation (robust while the code being typed does not parse): each line above the cut
+    // that is indented less than everything below it and opens a block.
+    size_t at = line_start(text, cursor);
+    size_t min_indent = cursor - at;
+    for (size_t k = at; k < cursor; ++k)
+      if (text[k] != ' ' && text[k] != '\t') { min_indent = k - at; break; }
+    while (at > 0 && min_indent > 0) {
+      size_t ps = line_start(text, at - 1);
+      std::string_view line = std::string_view(text).substr(ps, at - 1 - ps);
+      at = ps;
+      size_t ind = line.find_first_not_of(" \t");
+      if (ind == std::string_view::npos || ind >= min_indent) continue;
+      if (line[ind] == '#') continue;
+      min_indent = ind;
+      std::string_view body = line;
+      while (!body.empty() && (body.back() == ' ' || body.back() == '\r')) body.remove_suffix(1);
+      if (ps < cut && !body.empty() && body.back() == ':') scopes.insert(scopes.begin(), std::string(body));
+    }
+  }
+  for (TSNode n = uses_indentation(s.language()) ? TSNode{} : node_at(s, cursor); !ts_node_is_null(n); n = ts_node_parent(n)) {
+    if (ts_node_start_byte(n) >= cut || ts_node_is_null(ts_node_parent(n))) continue;
+    const char* type = ts_node_type(n);
+    if ((is_definition(type) || is_scope(type)) && !contains(type, "body") && !contains(type, "declarator") &&
+        !contains(type, "call") && !contains(type, "_list"))
+      scopes.insert(scopes.begin(), first_line(text, ts_node_start_byte(n)));
+  }
+  // Scope headers matter more than imports: reserve them first.
+  size_t scope_tokens = 0;
+  for (auto& h : scopes) scope_tokens += count(h + "\n");
+  for (auto& h : headers) {
+    std::string line = h + "\n";
+    if (count(kept) + count(line) + scope_tokens > budget) break;
+    kept += line;
+  }
+  for (auto& h : scopes) {
+    std::string line = h + "\n";
+    if (count(kept) + count(line) > budget) break;
+    kept += line;
+  }
+  return kept;
 }
 
 Context build_context(const Snapshot& s, size_t cursor, const std::vector<Snapshot>& others, const ContextOptions& o) {
@@ -154,12 +218,14 @@ Context build_context(const Snapshot& s, size_t cursor, const std::vector<Snapsh
   }
   std::reverse(cand.begin(), cand.end());
   size_t budget = o.max_prefix_tokens;
+  size_t reserve = count(kept_above(s, cursor, ls, budget / 4, count));
+  size_t window_budget = budget > reserve ? budget - reserve : 0;
   size_t start = ls;
   {  // binary search: the token count grows as the start moves up
     size_t lo = 0, hi = cand.size();
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
-      if (count(std::string_view(text).substr(cand[mid], cursor - cand[mid])) <= budget) hi = mid;
+      if (count(std::string_view(text).substr(cand[mid], cursor - cand[mid])) <= window_budget) hi = mid;
       else lo = mid + 1;
     }
     if (lo < cand.size()) start = cand[lo];
@@ -173,41 +239,15 @@ Context build_context(const Snapshot& s, size_t cursor, const std::vector<Snapsh
   }
   c.prefix_start = start;
   std::string window = text.substr(start, cursor - start);
-  if (start > 0 && start == ls && count(window) > budget) {  // even the cursor line is too long
-    size_t keep = std::min(window.size(), budget * 3);
+  if (start > 0 && start == ls && count(window) > window_budget) {  // even the cursor line is too long
+    size_t keep = std::min(window.size(), window_budget * 3);
     size_t cut = window.size() - keep;
     while (cut < window.size() && (static_cast<unsigned char>(window[cut]) & 0xC0) == 0x80) ++cut;
     window = window.substr(cut);
     c.prefix_start = start + cut;
   }
 
-  // Kept above a cut: imports, then the headers of the scopes enclosing the cursor.
-  std::string kept;
-  if (s.has_tree() && c.prefix_start > 0) {
-    std::vector<std::string> headers;
-    TSNode root = s.root();
-    uint32_t nc = ts_node_child_count(root);
-    for (uint32_t i = 0; i < nc; ++i) {
-      TSNode ch = ts_node_child(root, i);
-      if (ts_node_end_byte(ch) > c.prefix_start) break;
-      if (is_import(ts_node_type(ch)))
-        headers.push_back(text.substr(ts_node_start_byte(ch), ts_node_end_byte(ch) - ts_node_start_byte(ch)));
-    }
-    std::vector<std::string> scopes;
-    for (TSNode n = node_at(s, cursor); !ts_node_is_null(n); n = ts_node_parent(n)) {
-      if (ts_node_start_byte(n) >= c.prefix_start || ts_node_is_null(ts_node_parent(n))) continue;
-      const char* type = ts_node_type(n);
-      if ((is_definition(type) || is_scope(type)) && !contains(type, "body") && !contains(type, "declarator") &&
-          !contains(type, "call") && !contains(type, "_list"))
-        scopes.insert(scopes.begin(), first_line(text, ts_node_start_byte(n)));
-    }
-    for (auto& h : scopes) headers.push_back(h);
-    for (auto& h : headers) {
-      std::string line = h + "\n";
-      if (count(kept) + count(line) + count(window) > budget) break;
-      kept += line;
-    }
-  }
+  std::string kept = kept_above(s, cursor, c.prefix_start, budget / 4, count);
   c.prefix = kept + window;
 
   // Suffix window: whole lines after the cursor line while they fit.

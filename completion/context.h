@@ -35,7 +35,9 @@ struct ContextOptions {
   size_t max_snippet_tokens = 512;   // all snippets together
   size_t max_snippets = 4;
   size_t snippet_chunk_lines = 16;   // window size for similarity chunks
-  bool complete_in_comments = false;
+  bool complete_in_comments = false;  // else mode none inside comments
+  bool complete_in_strings = false;   // else mode none inside strings
+  bool complete_mid_line = false;     // else mode none when more than closing characters follow
   TokenCounter count_tokens;         // empty → estimate_tokens
 };
 
