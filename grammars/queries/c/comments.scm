@@ -1,0 +1,3 @@
+(comment) @comment
+(string_literal) @string
+(char_literal) @string
