@@ -1,5 +1,6 @@
 // build_context: windows at syntax boundaries, kept scope headers and imports, cross-file snippets.
 #include "completion/context.h"
+#include "completion/queries.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -270,7 +271,6 @@ Context build_context(const Snapshot& s, size_t cursor, const std::vector<Snapsh
   if (o.max_snippets == 0 || others.empty()) return c;
   size_t near_from = line_start(text, cursor > 2000 ? cursor - 2000 : 0);
   std::vector<std::string> near = identifiers(std::string_view(text).substr(near_from, std::min(text.size(), cursor + 400) - near_from));
-  std::unordered_set<std::string> names(near.begin(), near.end());
   size_t used = 0;
   std::set<std::pair<std::string, size_t>> taken;
   auto add = [&](const std::string& path, std::string body, size_t key) {
@@ -281,33 +281,21 @@ Context build_context(const Snapshot& s, size_t cursor, const std::vector<Snapsh
     taken.insert({path, key});
     c.snippets.push_back({path, std::move(body)});
   };
-  // 1. Definitions of names used near the cursor.
+  // 1. Definitions of names used near the cursor, found by our definitions query (each
+  // @definition.* capture is followed by the @name capture inside it).
+  std::unordered_set<std::string> near_set(near.begin(), near.end());
   for (const auto& other : others) {
     if (!other.has_tree() || other.path() == s.path()) continue;
-    std::vector<TSNode> stack{other.root()};
-    while (!stack.empty()) {
-      TSNode n = stack.back();
-      stack.pop_back();
-      uint32_t nc = ts_node_child_count(n);
-      for (uint32_t i = 0; i < nc; ++i) {
-        TSNode ch = ts_node_child(n, i);
-        const char* type = ts_node_type(ch);
-        if (is_definition(type)) {
-          TSNode name = ts_node_child_by_field_name(ch, "name", 4);
-          if (ts_node_is_null(name)) name = ts_node_child_by_field_name(ch, "declarator", 10);
-          if (!ts_node_is_null(name)) {
-            std::string nm = other.text().substr(ts_node_start_byte(name), ts_node_end_byte(name) - ts_node_start_byte(name));
-            auto ids = identifiers(nm);
-            if (!ids.empty() && names.count(ids.front()) && std::find(near.begin(), near.end(), ids.front()) != near.end()) {
-              size_t a = ts_node_start_byte(ch), b = ts_node_end_byte(ch);
-              add(other.path(), other.text().substr(a, b - a), a);
-            }
-          }
-        }
-        if (ts_node_child_count(ch) > 0 && (contains(type, "class") || contains(type, "body") || contains(type, "declaration_list") ||
-                                            contains(type, "namespace") || contains(type, "impl") || contains(type, "export")))
-          stack.push_back(ch);
-      }
+    auto caps = run_query(other, "definitions");
+    if (!caps) continue;
+    for (size_t i = 0; i + 1 < caps->size(); ++i) {
+      const Capture& def = (*caps)[i];
+      const Capture& name = (*caps)[i + 1];
+      if (def.name.rfind("definition.", 0) != 0 || name.name != "name" || name.start < def.start || name.end > def.end) continue;
+      auto ids = identifiers(std::string_view(other.text()).substr(name.start, name.end - name.start));
+      if (ids.empty() || !near_set.count(ids.back())) continue;
+      if (def.name == "definition.impl" || def.name == "definition.namespace") continue;  // too large to be a snippet
+      add(other.path(), other.text().substr(def.start, def.end - def.start), def.start);
     }
   }
   // 2. The most similar chunks by Jaccard similarity of identifier sets.

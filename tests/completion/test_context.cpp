@@ -102,6 +102,21 @@ TEST_CASE("snippets: definitions of names used near the cursor, then similar chu
   CHECK(build_context(cur, cur.text().size(), {other}, none).snippets.empty());
 }
 
+TEST_CASE("snippets: definitions across C-like files, and similar chunks by Jaccard") {
+  Snapshot util = parse_snapshot("util.c", Language::C, "static int clamp_value(int v, int lo, int hi) {\n  return v < lo ? lo : v > hi ? hi : v;\n}\n");
+  Snapshot cur = parse_snapshot("main.c", Language::C, "int main(void) {\n  int x = clamp_value(");
+  Context c = build_context(cur, cur.text().size(), {util}, {});
+  REQUIRE(c.snippets.size() == 1);
+  CHECK(c.snippets[0].text.rfind("static int clamp_value(int v", 0) == 0);
+  // No shared definition: the chunk sharing the most identifiers comes first.
+  Snapshot a = parse_snapshot("a.txt", Language::PlainText, "alpha beta gamma delta\n");
+  Snapshot b = parse_snapshot("b.txt", Language::PlainText, "zeta eta theta\n");
+  Snapshot q = parse_snapshot("q.txt", Language::PlainText, "alpha beta gamma\n");
+  Context j = build_context(q, q.text().size(), {b, a}, {});
+  REQUIRE(j.snippets.size() == 1);
+  CHECK(j.snippets[0].path == "a.txt");
+}
+
 TEST_CASE("a caller-supplied token counter sets the budget") {
   std::string src;
   for (int i = 0; i < 100; ++i) src.append("x").append(std::to_string(i)).append(" = 1\n");
