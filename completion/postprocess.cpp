@@ -47,6 +47,11 @@ std::optional<size_t> complete_at(const Context& c, std::string_view p) {
     // The block of the cursor line: lines indented less than it (or than the cursor column when
     // the line is blank so far) end the suggestion, as does a line equal to the suffix's next line.
     size_t base = indent_width(c.line_prefix);
+    if (blank(c.line_prefix)) {  // the first line's own indentation sets the block (cursor at column 0 after "def f():")
+      size_t ws = p.find_first_not_of(" \t");
+      if (ws != std::string_view::npos && p[ws] != '\n' && p[ws] != '\r')
+        base = indent_width(c.line_prefix + std::string(p.substr(0, ws)));
+    }
     size_t at = p.find('\n');
     while (at != std::string_view::npos) {
       size_t ls = at + 1;

@@ -30,6 +30,12 @@ TEST_CASE("python: stop at the dedent that leaves the cursor's block") {
   CHECK(is_complete(k.ctx, "for x in xs:\n        total += x\n    return total\n\nd"));
 }
 
+TEST_CASE("python: a cursor at column 0 of a body takes the block's indentation from the suggestion") {
+  auto k = make("a.py", "def f(n):\n<CURSOR>\n");
+  CHECK(k.ctx.mode == Mode::MultiLine);
+  CHECK(postprocess(k.snap, k.ctx, "    return n * 2\n\nprint(f(3))\n") == "    return n * 2");
+}
+
 TEST_CASE("C: stop before the brace that closes the enclosing block") {
   auto k = make("a.c", "int f(int n) {\n  int s = 0;\n  <CURSOR>\n}\n");
   std::string raw = "for (int i = 0; i < n; i++) {\n    s += i;\n  }\n  return s;\n}\n\nint g(void) { return 1; }\n";
@@ -56,4 +62,26 @@ TEST_CASE("a suggestion that makes the parse worse is rejected") {
   auto k = make("a.py", "def f(x):\n    return <CURSOR>\n");
   CHECK(postprocess(k.snap, k.ctx, "x + 1") == "x + 1");
   CHECK(postprocess(k.snap, k.ctx, "x + (1 ") == "");
+}
+
+TEST_CASE("streaming: once complete_at answers, more text does not move the cut") {
+  auto py = make("a.py", "def f(xs):\n    total = 0\n    <CURSOR>\n\nprint(f([1]))\n");
+  auto c = make("a.c", "int f(int n) {\n  int s = 0;\n  <CURSOR>\n}\n");
+  auto one = make("a.py", "print(<CURSOR>)\n");
+  const std::pair<const Context*, std::string> cases[] = {
+      {&py.ctx, "for x in xs:\n        total += x\n    return total\n\ndef g():\n    pass\n"},
+      {&c.ctx, "for (int i = 0; i < n; i++) {\n    s += i;\n  }\n  return s;\n}\n\nint g(void) { return 1; }\n"},
+      {&one.ctx, "'hello')\nprint(2)\n"}};
+  for (const auto& [ctx, raw] : cases) {
+    auto final_cut = complete_at(*ctx, raw);
+    REQUIRE(final_cut);
+    bool seen = false;
+    for (size_t n = 0; n <= raw.size(); ++n) {
+      auto cut = complete_at(*ctx, std::string_view(raw).substr(0, n));
+      if (!cut) continue;
+      seen = true;
+      CHECK(*cut == *final_cut);
+    }
+    CHECK(seen);
+  }
 }
