@@ -91,6 +91,15 @@ struct Settings {
   bool complete_in_comments = false;
   double max_prefill_ms = 0;         // 0 = no limit
   double max_total_ms = 0;
+  bool speculation = true;           // drafts verified in one pass (greedy output unchanged)
+  // Multi-line suggestions: once the first line is complete and this many ms have passed since
+  // the request, answer with that line and finish the rest in the background; the next request
+  // (after accepting the line) gets the rest by typing-through. < 0 = always wait for the whole.
+  double early_first_line_ms = 150;
+  size_t max_prefix_tokens = 1024;   // context windows (the model's context bounds them too)
+  size_t max_suffix_tokens = 384;
+  size_t max_snippets = 0;           // cross-file snippets; 0 for models not trained with them
+  int threads = 0;                   // CPU threads for the engine; 0 = all cores
 };
 
 class Service {
@@ -112,6 +121,10 @@ class Service {
   virtual std::vector<Diagnostic> diagnostics(const std::string& uri) = 0;
 
   virtual void configure(const Settings& settings) = 0;
+
+  // Loads the configured model now (it is otherwise loaded on the first request or after
+  // configure()) and waits for it: the CLI uses it to time the completion apart from the load.
+  virtual Expected<void> preload() { return ok(); }
 
   // Tells the user-facing layer about slow work (model load) and log lines.
   struct Observer {

@@ -6,7 +6,7 @@ newline) and the backends that produce predictions:
   --backend ghostline the CPU pipeline: `ghostline complete FILE:LINE:COL --json`, field `text`
 Cases: tools/train/eval/fim_cases.jsonl (file, lang, text, 1-based line, 1-based column in
 Unicode characters, expected). Usage:
-  python3 tools/train/eval_fim.py --backend ghostline --bin build/cli/ghostline [--limit N]
+  python3 tools/train/eval_fim.py --backend ghostline --bin build/ghostline [--limit N]
   python3 tools/train/eval_fim.py --backend hf --model models/ghostline-coder-tiny --order spm
 """
 import argparse
@@ -134,7 +134,7 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--model", default=os.path.join(HERE, "..", "..", "models", "ghostline-coder-tiny"))
     ap.add_argument("--order", choices=["spm", "psm"], default="spm")
-    ap.add_argument("--bin", default="build/cli/ghostline")
+    ap.add_argument("--bin", default="build/ghostline")
     ap.add_argument("--out", default="", help="write per-case rows (JSONL) here")
     args = ap.parse_args()
     cases = load_cases(args.cases, args.limit)

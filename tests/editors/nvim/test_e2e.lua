@@ -4,7 +4,7 @@
 -- gives one, is drawn as an extmark and accepted into the buffer. GHOSTLINE_BINARY names the
 -- binary; exits 77 (skipped) when it is not built.
 local T = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
-local binary = os.getenv("GHOSTLINE_BINARY") or "build/cli/ghostline"
+local binary = os.getenv("GHOSTLINE_BINARY") or "build/ghostline"
 if vim.fn.executable(binary) ~= 1 then
   io.stdout:write("skipped: no ghostline binary at " .. binary .. "\n")
   vim.cmd("77cquit")
