@@ -102,6 +102,7 @@ Expected<Generation> run_generation(const LoadedModel& model, engine::Generation
       if (w->finished) return;
       if (!w->stopped_early) {
         w->gen.tokens.insert(w->gen.tokens.end(), ev.tokens.begin(), ev.tokens.end());
+        w->gen.logprobs.insert(w->gen.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
         if (!ev.text.empty() && w->gen.text.empty())
           w->gen.first_text_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
         w->gen.text += ev.text;

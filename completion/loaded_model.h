@@ -47,6 +47,7 @@ Expected<std::shared_ptr<const LoadedModel>> load_model_for_completion(const std
 struct Generation {
   std::string text;                      // decoded text (cut where `until` said the answer was complete)
   std::vector<int32_t> tokens;
+  std::vector<float> logprobs;           // one per token when the request asked for logprobs
   engine::FinishReason reason = engine::FinishReason::None;
   engine::GenerationStats stats;
   double first_text_ms = 0;              // submit -> first non-empty text on this thread's clock

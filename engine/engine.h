@@ -45,6 +45,7 @@ struct GenerationRequest {
   double max_prefill_ms = 0;         // 0 = no budget; past it the request finishes (Budget)
   double max_total_ms = 0;           // 0 = no budget
   bool speculation = true;
+  bool logprobs = false;             // fill StreamEvent::logprobs (costs one pass over the vocabulary per token)
 };
 
 enum class FinishReason { None, Length, Eos, Stop, Cancelled, Budget, Error };
@@ -67,6 +68,10 @@ struct StreamEvent {
   FinishReason reason = FinishReason::None;
   GenerationStats stats;             // filled on the final event
   std::string error;                 // when reason == Error
+  // With GenerationRequest::logprobs: one per entry of `tokens`, the natural log of the token's
+  // probability under the model (softmax of the raw logits: temperature 1, no top-k/top-p), so
+  // candidates sampled with different settings compare on one scale. Empty otherwise.
+  std::vector<float> logprobs;
 };
 
 using RequestId = uint64_t;

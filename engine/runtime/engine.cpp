@@ -96,7 +96,7 @@ class EngineImpl final : public Engine {
   void step();
   void postprocess(const ScheduledStep& step, const std::vector<float>& logits);
   void finish(Sequence* seq, FinishReason reason, std::vector<int32_t> tokens, std::string text,
-              std::string error = {});
+              std::string error = {}, std::vector<float> logprobs = {});
   static void deliver(Sequence& seq, const StreamEvent& ev);
 
   std::unique_ptr<Model> model_;
@@ -132,13 +132,14 @@ void EngineImpl::deliver(Sequence& seq, const StreamEvent& ev) {
 }
 
 void EngineImpl::finish(Sequence* seq, FinishReason reason, std::vector<int32_t> tokens, std::string text,
-                        std::string error) {
+                        std::string error, std::vector<float> logprobs) {
   const bool keep_kv = reason != FinishReason::Error;
   std::unique_ptr<Sequence> owned = scheduler_.remove(seq, keep_kv);
   if (!owned) return;
   if (reason != FinishReason::Stop && reason != FinishReason::Error) text += owned->text.flush();
   StreamEvent ev;
   ev.tokens = std::move(tokens);
+  ev.logprobs = std::move(logprobs);
   ev.text = std::move(text);
   ev.finished = true;
   ev.reason = reason;
@@ -292,14 +293,17 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     int row = s->logits_row + (s->draft.empty() ? 0 : n_real - 1);
     const int n_draft = static_cast<int>(s->draft.size());
     int n_draft_ok = 0;
+    std::vector<float> accepted_lp;  // with request.logprobs: one per accepted token
     for (int i = 0;; ++i) {
       std::span<const float> row_logits(logits.data() + static_cast<size_t>(row + i) * V, V);
       if (i >= n_draft) {
         accepted.push_back(s->sampler.sample(row_logits));
+        if (s->request.logprobs) accepted_lp.push_back(token_logprob(row_logits, accepted.back()));
         break;
       }
       auto [t, ok] = s->sampler.verify(row_logits, s->draft[i]);
       accepted.push_back(t);
+      if (s->request.logprobs) accepted_lp.push_back(token_logprob(row_logits, t));
       if (!ok) break;
       ++n_draft_ok;
     }
@@ -321,13 +325,16 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     }
     // Append accepted tokens one by one, checking stop conditions after each.
     std::vector<int32_t> out;
+    std::vector<float> out_lp;
     std::string text;
     FinishReason reason = FinishReason::None;
-    for (int32_t t : accepted) {
+    for (size_t k = 0; k < accepted.size(); ++k) {
+      const int32_t t = accepted[k];
       s->tokens.push_back(t);
       ++s->stats.generated_tokens;
       if (eos_.count(t)) { reason = FinishReason::Eos; break; }
       out.push_back(t);
+      if (k < accepted_lp.size()) out_lp.push_back(accepted_lp[k]);
       text += s->text.push(t);
       if (s->text.stopped()) { reason = FinishReason::Stop; break; }
       if (s->n_generated() >= s->request.sampling.max_tokens) { reason = FinishReason::Length; break; }
@@ -336,11 +343,12 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     // Tokens past a finishing one were never shown: their KV must not enter the cache.
     s->n_computed = std::min<int>(s->n_computed, static_cast<int>(s->tokens.size()) - 1);
     if (reason != FinishReason::None) {
-      finish(s, reason, std::move(out), std::move(text));
+      finish(s, reason, std::move(out), std::move(text), {}, std::move(out_lp));
       continue;
     }
     StreamEvent ev;
     ev.tokens = std::move(out);
+    ev.logprobs = std::move(out_lp);
     ev.text = std::move(text);
     deliver(*s, ev);
   }

@@ -14,6 +14,14 @@ int32_t argmax(std::span<const float> logits) {
   return best;
 }
 
+float token_logprob(std::span<const float> logits, int32_t token) {
+  if (token < 0 || static_cast<size_t>(token) >= logits.size()) return -INFINITY;
+  const float top = logits[argmax(logits)];
+  double sum = 0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - top);
+  return static_cast<float>(static_cast<double>(logits[token]) - top - std::log(sum));
+}
+
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
 std::vector<float> Sampler::probabilities(std::span<const float> logits) const {

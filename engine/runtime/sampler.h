@@ -16,6 +16,8 @@
 namespace ghostline::engine::runtime {
 
 int32_t argmax(std::span<const float> logits);
+// log softmax(logits)[token]: the model's log-probability of `token` (temperature 1, no filters).
+float token_logprob(std::span<const float> logits, int32_t token);
 
 class Sampler {
  public:
