@@ -1,12 +1,17 @@
 // bench_engine: CPU prefill and decode speed for model shapes given as dummy configs
-// (random bf16 weights), beside the decode bound this machine's memory bandwidth sets
-// (bytes read per decoded token = active weights + the KV cache read). Prints a table and writes
-// JSON to bench/results/engine-cpu-<date>.json.
-//   bench_engine [--threads N] [--prompt N] [--decode N] [CONFIG.json ...]
+// (random bf16 weights) or real model directories, beside the decode bound this machine's memory
+// bandwidth sets (bytes read per decoded token = active weights + the KV cache read), and the
+// cost of verifying k drafted tokens in one forward (k = 1..8, all k rows of logits) relative to
+// one decode step. Prints tables and writes JSON to bench/results/engine-cpu-<date>.json.
+//   bench_engine [--threads N] [--prompt N] [--decode N] [--reps N] [--out FILE] [CONFIG.json | MODEL_DIR ...]
+// Timings are medians over --reps runs, the k of the verify table interleaved so that load from
+// other processes falls on every k alike.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -20,14 +25,53 @@
 using namespace ghostline::engine;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Milliseconds of one forward over k new tokens after `past` tokens, every row of logits, as a
+// verification step does. The same positions are rewritten each time.
+double verify_ms(Model& m, const SequenceStep& base, int past, int k, std::vector<float>& logits) {
+  StepBatch b;
+  SequenceStep s = base;
+  s.n_past = past;
+  s.n_new = k;
+  s.all_logits = true;
+  for (int i = 0; i < k; ++i) b.tokens.push_back((past * 31 + i * 7919 + 5) % m.info().vocab_size);
+  b.seqs.push_back(s);
+  auto t0 = Clock::now();
+  if (!m.forward(b, logits)) return -1;
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// The commit the sources are at (results name it), or "unknown".
+std::string git_commit(const std::string& src) {
+  std::string out;
+  if (FILE* f = popen(("git -C '" + src + "' rev-parse --short=10 HEAD 2>/dev/null").c_str(), "r")) {
+    char buf[64];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  int threads = 0, prompt = 256, decode = 64;
+  int threads = 0, prompt = 256, decode = 64, reps = 41;
+  std::string out_path;
   std::vector<std::string> configs;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--prompt" && i + 1 < argc) prompt = std::atoi(argv[++i]);
     else if (a == "--decode" && i + 1 < argc) decode = std::atoi(argv[++i]);
+    else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
     else configs.push_back(a);
   }
   const std::string src = GHOSTLINE_SOURCE_DIR;
@@ -42,14 +86,15 @@ int main(int argc, char** argv) {
   for (const auto& cfg : configs) {
     LoadOptions o;
     o.threads = threads;
-    auto m = load_model("dummy:" + cfg, o);
+    const bool dir = std::filesystem::is_directory(cfg);
+    auto m = load_model(dir ? cfg : "dummy:" + cfg, o);
     if (!m) {
       std::fprintf(stderr, "bench_engine: %s\n", m.error().message.c_str());
       return 1;
     }
     Model& model = **m;
     const auto& info = model.info();
-    const int block = 16, n_blocks = (prompt + decode) / block + 2;
+    const int block = 16, n_blocks = (prompt + decode + 8) / block + 2;
     if (auto r = model.allocate_kv(block, n_blocks); !r) {
       std::fprintf(stderr, "bench_engine: %s\n", r.error().message.c_str());
       return 1;
@@ -69,13 +114,30 @@ int main(int argc, char** argv) {
     double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
     b.seqs[0].n_past = prompt;
     b.seqs[0].n_new = 1;
-    t0 = Clock::now();
+    std::vector<double> step_ms;
     for (int i = 0; i < decode; ++i) {
       b.tokens = {static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())};
+      t0 = Clock::now();
       if (auto r = model.forward(b, logits); !r) return 1;
+      step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       b.seqs[0].n_past++;
     }
-    double decode_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    // Median step, so that a moment of load from other processes does not count.
+    double decode_s = median(step_ms) * decode / 1e3;
+    // Verification: k tokens (all logits) after the context, k = 1..8, interleaved, `reps` rounds.
+    const int past = b.seqs[0].n_past;
+    std::vector<std::vector<double>> vt(9);
+    for (int r = 0; r < reps; ++r)
+      for (int k = 1; k <= 8; ++k) vt[k].push_back(verify_ms(model, b.seqs[0], past, k, logits));
+    nlohmann::json verify = nlohmann::json::array();
+    const double one = median(vt[1]);
+    std::printf("  verify k tokens after %d (ms, x one step):", past);
+    for (int k = 1; k <= 8; ++k) {
+      const double ms = median(vt[k]);
+      std::printf("  k=%d %.3f (%.2fx)", k, ms, ms / one);
+      verify.push_back({{"k", k}, {"ms", ms}, {"relative_to_one", ms / one}});
+    }
+    std::printf("\n");
     // Bytes per decoded token: active weights in their dtype + the KV cache read at the mean length.
     const double bytes_per_param = static_cast<double>(info.weight_bytes) / static_cast<double>(info.params_total);
     const double kv_read = static_cast<double>(info.kv_bytes_per_token) * (prompt + decode / 2.0);
@@ -96,14 +158,16 @@ int main(int argc, char** argv) {
                        {"decode_tokens_per_s", decode_tps},
                        {"decode_bytes_per_token", bytes_per_token},
                        {"decode_bandwidth_bound_tokens_per_s", bound},
-                       {"decode_fraction_of_bound", decode_tps / bound}});
+                       {"decode_fraction_of_bound", decode_tps / bound},
+                       {"verify", verify}});
   }
   char date[32];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  nlohmann::json out = {{"benchmark", "engine-cpu"}, {"date", date}, {"threads", threads}, {"kernels", ghostline::cpu::kernel_isa()},
-                        {"read_bandwidth_gb_s", bw}, {"results", results}};
-  const std::string path = src + "/bench/results/engine-cpu-" + date + ".json";
+  nlohmann::json out = {{"benchmark", "engine-cpu"}, {"date", date}, {"commit", git_commit(src)}, {"threads", threads},
+                        {"kernels", ghostline::cpu::kernel_isa()}, {"read_bandwidth_gb_s", bw}, {"timing", "median step"},
+                        {"results", results}};
+  const std::string path = out_path.empty() ? src + "/bench/results/engine-cpu-" + date + ".json" : out_path;
   std::ofstream(path) << out.dump(2) << "\n";
   std::printf("wrote %s\n", path.c_str());
   return 0;

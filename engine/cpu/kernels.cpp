@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "engine/cpu/kernels_isa.h"
@@ -38,32 +39,60 @@ float f16_to_f32(uint16_t h) {
 namespace isa {
 namespace {
 
+// The portable kernels keep the AVX2 kernels' reduction order (kernels_isa.h), with a multiply
+// and an add where those fuse them; this file is built without floating-point contraction.
+float reduce8(const float* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); }
+
 float p_dot_f32(const float* a, const float* b, int64_t n) {
   float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
-  float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  float r = reduce8(s);
   for (; i < n; ++i) r += a[i] * b[i];
   return r;
 }
-float p_dot_bf16(const float* x, const uint16_t* w, int64_t n) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += x[i + j] * bf16_to_f32(w[i + j]);
-  float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < n; ++i) r += x[i] * bf16_to_f32(w[i]);
-  return r;
+
+// One output at a time: eight lane sums over k, the lanes reduced, then the tail.
+template <class W, class Load>
+void p_gemm_nt(const float* x, int64_t ldx, int64_t T, const W* w, int64_t ldw, int64_t N, int64_t K, float* y, int64_t ldy,
+               Load load) {
+  const int64_t K8 = K & ~int64_t{7};
+  for (int64_t n = 0; n < N; ++n) {
+    const W* wn = w + n * ldw;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xt = x + t * ldx;
+      float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t k = 0; k < K8; k += 8)
+        for (int j = 0; j < 8; ++j) l[j] += load(wn + k + j) * xt[k + j];
+      float s = reduce8(l);
+      for (int64_t k = K8; k < K; ++k) s += xt[k] * load(wn + k);
+      y[t * ldy + n] = s;
+    }
+  }
 }
-float p_dot_f16(const float* x, const uint16_t* w, int64_t n) {
-  float r = 0;
-  for (int64_t i = 0; i < n; ++i) r += x[i] * f16_to_f32(w[i]);
-  return r;
+void p_gemm_nt_f32(const float* x, int64_t ldx, int64_t T, const float* w, int64_t ldw, int64_t N, int64_t K, float* y,
+                   int64_t ldy) {
+  p_gemm_nt(x, ldx, T, w, ldw, N, K, y, ldy, [](const float* p) { return *p; });
 }
-void p_dot4_f32(const float* x, const float* w, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = p_dot_f32(x, w + r * n, n);
+void p_gemm_nt_bf16(const float* x, int64_t ldx, int64_t T, const uint16_t* w, int64_t ldw, int64_t N, int64_t K, float* y,
+                    int64_t ldy) {
+  p_gemm_nt(x, ldx, T, w, ldw, N, K, y, ldy, [](const uint16_t* p) { return bf16_to_f32(*p); });
 }
+void p_gemm_nt_f16(const float* x, int64_t ldx, int64_t T, const uint16_t* w, int64_t ldw, int64_t N, int64_t K, float* y,
+                   int64_t ldy) {
+  p_gemm_nt(x, ldx, T, w, ldw, N, K, y, ldy, [](const uint16_t* p) { return f16_to_f32(*p); });
+}
+
+void p_gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t ldb, int64_t P, int64_t C, float* y,
+                   int64_t ldy) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t p = 0; p < P; ++p) {
+      const float av = a[t * lda + p];
+      for (int64_t c = 0; c < C; ++c) y[t * ldy + c] += av * b[p * ldb + c];
+    }
+}
+
 void p_bf16_to_f32(const uint16_t* in, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
 }
@@ -74,7 +103,8 @@ void p_axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-const Kernels kPortable = {p_dot_f32, p_dot_bf16, p_dot_f16, p_dot4_f32, p_bf16_to_f32, p_f16_to_f32, p_axpy};
+const Kernels kPortable = {p_dot_f32,     p_gemm_nt_f32, p_gemm_nt_bf16, p_gemm_nt_f16,
+                           p_gemm_nn_acc, p_bf16_to_f32, p_f16_to_f32,   p_axpy};
 
 }  // namespace
 
@@ -109,54 +139,68 @@ void row_to_f32(const WeightView& w, int64_t r, float* out) {
   }
 }
 
-float dot_row(const float* x, const WeightView& w, int64_t r) {
-  const auto& k = kernels();
-  switch (w.type) {
-    case WType::F32: return k.dot_f32(x, reinterpret_cast<const float*>(w.row_ptr(r)), w.cols);
-    case WType::BF16: return k.dot_bf16(x, reinterpret_cast<const uint16_t*>(w.row_ptr(r)), w.cols);
-    case WType::F16: return k.dot_f16(x, reinterpret_cast<const uint16_t*>(w.row_ptr(r)), w.cols);
-  }
-  return 0;
-}
-
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels().dot_f32(a, b, n); }
 void axpy(float a, const float* x, float* y, int64_t n) { kernels().axpy(a, x, y, n); }
 
+void gemm_nt(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy) {
+  const auto& k = kernels();
+  switch (w.type) {
+    case WType::F32: k.gemm_nt_f32(x, ldx, T, static_cast<const float*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
+    case WType::BF16: k.gemm_nt_bf16(x, ldx, T, static_cast<const uint16_t*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
+    case WType::F16: k.gemm_nt_f16(x, ldx, T, static_cast<const uint16_t*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
+  }
+}
+
+void gemm_nt_f32(const float* x, int64_t ldx, int64_t T, const float* w, int64_t ldw, int64_t N, int64_t K, float* y,
+                 int64_t ldy) {
+  kernels().gemm_nt_f32(x, ldx, T, w, ldw, N, K, y, ldy);
+}
+
+void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t ldb, int64_t P, int64_t C, float* y,
+                 int64_t ldy) {
+  kernels().gemm_nn_acc(a, lda, T, b, ldb, P, C, y, ldy);
+}
+
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, const float* bias, float* y) {
-  const int64_t N = w.rows, K = w.cols;
-  constexpr int64_t kRows = 16;  // rows converted to float32 at once when several tokens share them
-  // Small T: stream each weight row once through the native-dtype dot. Larger T: convert a block
-  // of rows to float32 once and reuse it for every token.
-  const int64_t grain = T <= 2 ? std::max<int64_t>(1, 8192 / std::max<int64_t>(K, 1)) : kRows;
-  pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
-    const auto& k = kernels();
-    if (T <= 2) {
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t t = 0; t < T; ++t) y[t * N + n] = dot_row(x + t * K, w, n) + (bias ? bias[n] : 0.0f);
-      return;
-    }
-    thread_local std::vector<float> buf;
-    buf.resize(kRows * K);
-    for (int64_t b0 = n0; b0 < n1; b0 += kRows) {
-      int64_t nb = std::min(kRows, n1 - b0);
-      const float* rows;
-      if (w.type == WType::F32) {
-        rows = reinterpret_cast<const float*>(w.row_ptr(b0));
-      } else {
-        for (int64_t r = 0; r < nb; ++r) row_to_f32(w, b0 + r, buf.data() + r * K);
-        rows = buf.data();
-      }
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xt = x + t * K;
-        float* yt = y + t * N + b0;
-        int64_t r = 0;
-        for (; r + 4 <= nb; r += 4) k.dot4_f32(xt, rows + r * K, K, yt + r);
-        for (; r < nb; ++r) yt[r] = k.dot_f32(xt, rows + r * K, K);
-        if (bias)
-          for (int64_t j = 0; j < nb; ++j) yt[j] += bias[b0 + j];
-      }
-    }
-  }, grain);
+  const MatmulJob job{x, T, &w, bias, y};
+  matmul_batch(pool, std::span<const MatmulJob>(&job, 1));
+}
+
+void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
+  // Work items are (job, block of rows); each computes every token of its job for its rows, so
+  // each weight row is read once. Items are sized from the total work (about 8 per thread, and
+  // not under kMinItemWork multiply-adds) and handed out as threads come free.
+  constexpr int64_t kMinItemWork = 1 << 15, kRowMultiple = 12;  // 12: whole 3- and 4-row tiles
+  int64_t total = 0;
+  for (const auto& j : jobs) total += j.T * j.w->rows * j.w->cols;
+  if (total == 0) return;
+  const int64_t item_work = std::max(kMinItemWork, total / (8 * pool.size()));
+  struct Item {
+    int job;
+    int64_t row0, row1;
+  };
+  std::vector<Item> items;
+  for (size_t ji = 0; ji < jobs.size(); ++ji) {
+    const auto& j = jobs[ji];
+    if (j.T <= 0 || j.w->rows <= 0) continue;
+    int64_t rows = std::max<int64_t>(1, item_work / std::max<int64_t>(1, j.T * j.w->cols));
+    rows = (rows + kRowMultiple - 1) / kRowMultiple * kRowMultiple;
+    for (int64_t r = 0; r < j.w->rows; r += rows) items.push_back({static_cast<int>(ji), r, std::min(j.w->rows, r + rows)});
+  }
+  auto run = [&](int64_t i) {
+    const Item& it = items[i];
+    const MatmulJob& j = jobs[it.job];
+    const int64_t N = j.w->rows, K = j.w->cols;
+    gemm_nt(j.x, K, j.T, j.w->slice_rows(it.row0, it.row1 - it.row0), j.y + it.row0, N);
+    if (j.bias)
+      for (int64_t t = 0; t < j.T; ++t)
+        for (int64_t n = it.row0; n < it.row1; ++n) j.y[t * N + n] += j.bias[n];
+  };
+  if (items.size() == 1 || total < 2 * kMinItemWork) {
+    for (size_t i = 0; i < items.size(); ++i) run(static_cast<int64_t>(i));
+    return;
+  }
+  pool.run_tasks(static_cast<int64_t>(items.size()), run);
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t n, float eps, float* y) {

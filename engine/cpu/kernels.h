@@ -3,9 +3,14 @@
 // Entry points check nothing and take raw pointers and sizes (the model checked shapes at load).
 // AVX2+FMA(+F16C) versions live in kernels_avx2.cpp, compiled for that ISA alone and chosen at run
 // time by cpuid; a portable version runs everywhere else. Both accumulate in float32.
+//
+// The gemm entry points (and matmul over them) reduce each output in a fixed order that does not
+// depend on how many tokens are in the call, how they are tiled or which thread runs them
+// (kernels_isa.h): a token's outputs are bit for bit the same alone or in a batch.
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "engine/cpu/thread_pool.h"
 
@@ -40,15 +45,34 @@ void force_portable_kernels(bool on);
 
 // out[0..n) = row r of w converted to float32.
 void row_to_f32(const WeightView& w, int64_t r, float* out);
-// Dot product of a float32 vector with row r of w (n = w.cols).
-float dot_row(const float* x, const WeightView& w, int64_t r);
 float dot_f32(const float* a, const float* b, int64_t n);
 // y += a * x
 void axpy(float a, const float* x, float* y, int64_t n);
 
+// y[t * ldy + n] = x_t . (row n of w) for t < T, n < w.rows, with x_t = x + t * ldx (w.cols long).
+// On the calling thread.
+void gemm_nt(const float* x, int64_t ldx, int64_t T, const WeightView& w, float* y, int64_t ldy);
+// The same over float32 rows ldw floats apart: y[t * ldy + n] = x_t . w[n * ldw + 0 .. K).
+void gemm_nt_f32(const float* x, int64_t ldx, int64_t T, const float* w, int64_t ldw, int64_t N, int64_t K, float* y,
+                 int64_t ldy);
+// y[t * ldy + c] += sum over p < P (ascending) of a[t * lda + p] * b[p * ldb + c], t < T, c < C.
+void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t ldb, int64_t P, int64_t C, float* y,
+                 int64_t ldy);
+
 // y[T, N] = x[T, K] · w[N, K]^T (+ bias[N] when not null), split over the pool by output rows.
 // x and y are dense row-major with row strides K and N.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, const float* bias, float* y);
+
+// Several matmuls in one dispatch over the pool (their row blocks share the threads): the
+// projections that read one input, or the experts of a MoE layer each with its own tokens.
+struct MatmulJob {
+  const float* x = nullptr;       // [T, K]
+  int64_t T = 0;
+  const WeightView* w = nullptr;  // [N, K]
+  const float* bias = nullptr;    // [N] or null
+  float* y = nullptr;             // [T, N]
+};
+void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs);
 
 // y = x / rms(x) * weight (y may alias x); float32 like the reference.
 void rmsnorm(const float* x, const float* weight, int64_t n, float eps, float* y);

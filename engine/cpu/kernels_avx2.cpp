@@ -1,12 +1,24 @@
 // AVX2 + FMA + F16C versions of the inner kernels. This file alone is compiled with those ISA
-// flags; kernels.cpp calls into it only after cpuid says the CPU has them.
+// flags (and without floating-point contraction: every fused multiply-add is written out);
+// kernels.cpp calls into it only after cpuid says the CPU has them.
+//
+// gemm_nt tiles R weight rows x TT tokens of 8-lane accumulators, the rows converted to float32
+// in registers once per 8 columns and used by every token of the tile: up to 12 accumulators +
+// 3-4 row vectors in the 16 ymm registers. Tokens go in groups of four, so a weight row is read
+// from memory once per call (the other groups find it in L1); this is what makes a forward over
+// a few tokens cost little more than over one. The reduction order is fixed (kernels_isa.h).
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "engine/cpu/kernels_isa.h"
+
+#define GHOSTLINE_UNROLL _Pragma("GCC unroll 16")
 
 namespace ghostline::cpu::isa {
 namespace {
 
+// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): the one lane order every kernel uses.
 inline float hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
@@ -15,13 +27,37 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-inline __m256 load_bf16(const uint16_t* p) {
-  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+inline float fma1(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
-inline __m256 load_f16(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+
+float scalar_bf16(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
 }
+float scalar_f16(uint16_t h) { return _cvtsh_ss(h); }
+
+// Weight loaders: eight consecutive weights as float32, and one.
+struct LoadF32 {
+  using T = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float load1(const float* p) { return *p; }
+};
+struct LoadBf16 {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float load1(const uint16_t* p) { return scalar_bf16(*p); }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float load1(const uint16_t* p) { return scalar_f16(*p); }
+};
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -34,69 +70,102 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s = fma1(a[i], b[i], s);
   return s;
 }
 
-template <__m256 (*Load)(const uint16_t*), float (*Scalar)(uint16_t)>
-float dot_half(const float* x, const uint16_t* w, int64_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), Load(w + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), Load(w + i + 8), s1);
-    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), Load(w + i + 16), s2);
-    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), Load(w + i + 24), s3);
+// y[t * ldy + r] = dot(x_t, w_r) for R rows and TT tokens.
+template <class L, int R, int TT>
+inline void nt_tile(const float* x, int64_t ldx, const typename L::T* w, int64_t ldw, int64_t K, float* y, int64_t ldy) {
+  __m256 acc[R][TT];
+  GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) acc[r][t] = _mm256_setzero_ps();
+  const int64_t K8 = K & ~int64_t{7};
+  for (int64_t k = 0; k < K8; k += 8) {
+    __m256 wv[R];
+    GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) wv[r] = L::load8(w + r * ldw + k);
+    GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ldx + k);
+      GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
   }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), Load(w + i), s0);
-  float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; i < n; ++i) s += x[i] * Scalar(w[i]);
-  return s;
+  GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+    float s = hsum(acc[r][t]);
+    for (int64_t k = K8; k < K; ++k) s = fma1(x[t * ldx + k], L::load1(w + r * ldw + k), s);
+    y[t * ldy + r] = s;
+  }
 }
 
-float scalar_bf16(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &u, 4);
-  return f;
+// One tile of R rows against every token, four tokens at a time: the rows stay in L1 between
+// the groups.
+template <class L, int R>
+inline void nt_rows(const float* x, int64_t ldx, int64_t T, const typename L::T* w, int64_t ldw, int64_t K, float* y,
+                    int64_t ldy) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) nt_tile<L, R, 4>(x + t * ldx, ldx, w, ldw, K, y + t * ldy, ldy);
+  switch (T - t) {
+    case 3: nt_tile<L, R, 3>(x + t * ldx, ldx, w, ldw, K, y + t * ldy, ldy); break;
+    case 2: nt_tile<L, R, 2>(x + t * ldx, ldx, w, ldw, K, y + t * ldy, ldy); break;
+    case 1: nt_tile<L, R, 1>(x + t * ldx, ldx, w, ldw, K, y + t * ldy, ldy); break;
+    default: break;
+  }
 }
-float scalar_f16(uint16_t h) { return _cvtsh_ss(h); }
 
-void dot4_f32(const float* x, const float* w, int64_t n, float* out) {
-  const float* w0 = w;
-  const float* w1 = w + n;
-  const float* w2 = w + 2 * n;
-  const float* w3 = w + 3 * n;
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 xv = _mm256_loadu_ps(x + i);
-    s0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w0 + i), s0);
-    s1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w1 + i), s1);
-    s2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w2 + i), s2);
-    s3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w3 + i), s3);
+template <class L>
+void gemm_nt(const float* x, int64_t ldx, int64_t T, const typename L::T* w, int64_t ldw, int64_t N, int64_t K, float* y,
+             int64_t ldy) {
+  int64_t n = 0;
+  if (T <= 2) {  // few accumulators per row: four rows per tile
+    for (; n + 4 <= N; n += 4) nt_rows<L, 4>(x, ldx, T, w + n * ldw, ldw, K, y + n, ldy);
+  } else {       // up to 3 x 4 accumulators
+    for (; n + 3 <= N; n += 3) nt_rows<L, 3>(x, ldx, T, w + n * ldw, ldw, K, y + n, ldy);
   }
-  float r0 = hsum(s0), r1 = hsum(s1), r2 = hsum(s2), r3 = hsum(s3);
-  for (; i < n; ++i) {
-    r0 += x[i] * w0[i];
-    r1 += x[i] * w1[i];
-    r2 += x[i] * w2[i];
-    r3 += x[i] * w3[i];
+  for (; n < N; ++n) nt_rows<L, 1>(x, ldx, T, w + n * ldw, ldw, K, y + n, ldy);
+}
+
+// y[t][c .. c + 8 CC) += sum_p a[t][p] * b[p][c .. c + 8 CC) for TT tokens.
+template <int TT, int CC>
+inline void nn_tile(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t P, float* y, int64_t ldy) {
+  __m256 acc[TT][CC];
+  GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) GHOSTLINE_UNROLL for (int c = 0; c < CC; ++c) acc[t][c] = _mm256_loadu_ps(y + t * ldy + 8 * c);
+  for (int64_t p = 0; p < P; ++p) {
+    __m256 bv[CC];
+    GHOSTLINE_UNROLL for (int c = 0; c < CC; ++c) bv[c] = _mm256_loadu_ps(b + p * ldb + 8 * c);
+    GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+      const __m256 av = _mm256_broadcast_ss(a + t * lda + p);
+      GHOSTLINE_UNROLL for (int c = 0; c < CC; ++c) acc[t][c] = _mm256_fmadd_ps(av, bv[c], acc[t][c]);
+    }
   }
-  out[0] = r0;
-  out[1] = r1;
-  out[2] = r2;
-  out[3] = r3;
+  GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) GHOSTLINE_UNROLL for (int c = 0; c < CC; ++c) _mm256_storeu_ps(y + t * ldy + 8 * c, acc[t][c]);
+}
+
+template <int TT>
+inline void nn_cols(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t P, int64_t C, float* y, int64_t ldy) {
+  int64_t c = 0;
+  for (; c + 24 <= C; c += 24) nn_tile<TT, 3>(a, lda, b + c, ldb, P, y + c, ldy);
+  for (; c + 8 <= C; c += 8) nn_tile<TT, 1>(a, lda, b + c, ldb, P, y + c, ldy);
+  for (; c < C; ++c)
+    for (int t = 0; t < TT; ++t) {
+      float s = y[t * ldy + c];
+      for (int64_t p = 0; p < P; ++p) s = fma1(a[t * lda + p], b[p * ldb + c], s);
+      y[t * ldy + c] = s;
+    }
+}
+
+void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t ldb, int64_t P, int64_t C, float* y,
+                 int64_t ldy) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) nn_cols<4>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
+  for (; t < T; ++t) nn_cols<1>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
 }
 
 void bf16_to_f32(const uint16_t* in, float* out, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_bf16(in + i));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, LoadBf16::load8(in + i));
   for (; i < n; ++i) out[i] = scalar_bf16(in[i]);
 }
 void f16_to_f32(const uint16_t* in, float* out, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_f16(in + i));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, LoadF16::load8(in + i));
   for (; i < n; ++i) out[i] = scalar_f16(in[i]);
 }
 
@@ -104,11 +173,10 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
+  for (; i < n; ++i) y[i] = fma1(a, x[i], y[i]);
 }
 
-const Kernels kAvx2 = {dot_f32, dot_half<load_bf16, scalar_bf16>, dot_half<load_f16, scalar_f16>, dot4_f32,
-                       bf16_to_f32, f16_to_f32, axpy};
+const Kernels kAvx2 = {dot_f32, gemm_nt<LoadF32>, gemm_nt<LoadBf16>, gemm_nt<LoadF16>, gemm_nn_acc, bf16_to_f32, f16_to_f32, axpy};
 
 }  // namespace
 

@@ -28,6 +28,11 @@ class ThreadPool {
   // when all are done. Chunks are at least `grain` long (the last may be shorter).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
+  // Calls fn(i) for every i in [0, n), handing tasks out one at a time to whichever thread is
+  // free (for tasks of uneven cost, such as experts with different numbers of tokens), and
+  // returns when all are done. Not re-entrant either.
+  void run_tasks(int64_t n, const std::function<void(int64_t)>& fn);
+
  private:
   void worker_loop(int index);
 

@@ -81,14 +81,79 @@ float* CpuModel::kv_slot(int layer, const SequenceStep& s, int pos) {
 
 // ---- attention -----------------------------------------------------------------------------
 
+namespace {
+const float* bias_or_null(const Vec& v) { return v.empty() ? nullptr : v.data(); }
+}  // namespace
+
+std::vector<CpuModel::QueryTile> CpuModel::query_tiles(const std::vector<TokenMeta>& meta, int units, int per_unit) const {
+  // Tiles of (token range) x (unit range) of one sequence; units are heads (MLA: every head reads
+  // the same latent) or KV heads (GQA: a KV head's group). About one tile per thread for a few
+  // tokens, up to ~32 queries per tile for prefill; the results do not depend on the tiling.
+  std::vector<QueryTile> tiles;
+  const int64_t T = static_cast<int64_t>(meta.size());
+  const int threads = pool_.size();
+  for (int64_t t0 = 0; t0 < T;) {
+    int64_t t1 = t0;
+    while (t1 < T && meta[t1].seq == meta[t0].seq) ++t1;
+    const int64_t nq = (t1 - t0) * units * per_unit;
+    const int64_t target = std::clamp<int64_t>((nq + threads - 1) / threads, 1, 32);
+    const int64_t per_token = static_cast<int64_t>(units) * per_unit;
+    int tt = 1, uu = units;
+    if (target >= per_token) tt = static_cast<int>(target / per_token);
+    else uu = static_cast<int>(std::max<int64_t>(1, target / per_unit));
+    for (int64_t a = t0; a < t1; a += tt)
+      for (int u = 0; u < units; u += uu)
+        tiles.push_back({static_cast<int>(a), static_cast<int>(std::min<int64_t>(t1, a + tt)), u, std::min(units, u + uu)});
+    t0 = t1;
+  }
+  return tiles;
+}
+
+// Softmax attention of nq queries of one sequence over its cached positions: query i sees
+// positions [0, limits[i]); keys are K floats at key_off in each KV slot, values C floats at
+// val_off. scores = scale * q . key as one gemm per KV block, softmax per query, out = P . values
+// as one gemm per block over the positions every query sees, then each query's own tail.
+void CpuModel::attend(int l, const SequenceStep& s, const float* q, int64_t ldq, int nq, const int* limits, int64_t key_off,
+                      int64_t K, int64_t val_off, int64_t C, float* out, int64_t ldo) {
+  const int64_t kvd = cfg_.kv_dim(), B = block_size_;
+  const int max_limit = *std::max_element(limits, limits + nq), min_limit = *std::min_element(limits, limits + nq);
+  thread_local std::vector<float> scores;
+  const int64_t lds = max_limit;
+  scores.resize(static_cast<size_t>(nq) * lds);
+  auto block_base = [&](int64_t blk) { return kv_[l].data() + static_cast<int64_t>(s.block_table[blk]) * B * kvd; };
+  for (int64_t p0 = 0; p0 < max_limit; p0 += B) {
+    const int64_t np = std::min<int64_t>(B, max_limit - p0);
+    cpu::gemm_nt_f32(q, ldq, nq, block_base(p0 / B) + key_off, kvd, np, K, scores.data() + p0, lds);
+  }
+  for (int i = 0; i < nq; ++i) {
+    float* si = scores.data() + static_cast<int64_t>(i) * lds;
+    for (int p = 0; p < limits[i]; ++p) si[p] *= softmax_scale_;
+    cpu::softmax(si, limits[i]);
+  }
+  for (int i = 0; i < nq; ++i) std::fill(out + i * ldo, out + i * ldo + C, 0.0f);
+  // [p0, p1) for queries [i0, i1): block by block, so each value row is read once for them all.
+  auto accumulate = [&](int i0, int i1, int64_t p0, int64_t p1) {
+    while (p0 < p1) {
+      const int64_t blk = p0 / B, np = std::min(p1, (blk + 1) * B) - p0;
+      cpu::gemm_nn_acc(scores.data() + i0 * lds + p0, lds, i1 - i0, block_base(blk) + (p0 - blk * B) * kvd + val_off, kvd, np,
+                       C, out + i0 * ldo, ldo);
+      p0 += np;
+    }
+  };
+  accumulate(0, nq, 0, min_limit);
+  for (int i = 0; i < nq; ++i)
+    if (limits[i] > min_limit) accumulate(i, i + 1, min_limit, limits[i]);
+}
+
 void CpuModel::attention_gqa(int l, const StepBatch& b, const std::vector<TokenMeta>& meta, const float* h, float* out) {
   const auto& a = w_.layers[l].attn;
-  const int64_t T = static_cast<int64_t>(meta.size()), D = cfg_.hidden_size;
+  const int64_t T = static_cast<int64_t>(meta.size());
   const int H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, d = cfg_.head_dim, group = H / Hkv;
   std::vector<float> q(T * H * d), k(T * Hkv * d), v(T * Hkv * d), o(T * H * d);
-  matmul(pool_, h, T, a.q, a.q_bias.empty() ? nullptr : a.q_bias.data(), q.data());
-  matmul(pool_, h, T, a.k, a.k_bias.empty() ? nullptr : a.k_bias.data(), k.data());
-  matmul(pool_, h, T, a.v, a.v_bias.empty() ? nullptr : a.v_bias.data(), v.data());
+  const cpu::MatmulJob proj[] = {{h, T, &a.q, bias_or_null(a.q_bias), q.data()},
+                                 {h, T, &a.k, bias_or_null(a.k_bias), k.data()},
+                                 {h, T, &a.v, bias_or_null(a.v_bias), v.data()}};
+  cpu::matmul_batch(pool_, proj);
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   for (int64_t t = 0; t < T; ++t) {
     float* qt = q.data() + t * H * d;
@@ -103,24 +168,31 @@ void CpuModel::attention_gqa(int l, const StepBatch& b, const std::vector<TokenM
     std::memcpy(slot, kt, Hkv * d * sizeof(float));
     std::memcpy(slot + Hkv * d, v.data() + t * Hkv * d, Hkv * d * sizeof(float));
   }
-  pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> scores;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H;
-      const int hh = static_cast<int>(i % H), kvh = hh / group;
-      const SequenceStep& s = b.seqs[meta[t].seq];
-      const int n = meta[t].pos + 1;
-      scores.resize(n);
-      const float* qh = q.data() + (t * H + hh) * d;
-      for (int p = 0; p < n; ++p) scores[p] = cpu::dot_f32(qh, kv_slot(l, s, p) + kvh * d, d) * softmax_scale_;
-      cpu::softmax(scores.data(), n);
-      float* oh = o.data() + (t * H + hh) * d;
-      std::fill(oh, oh + d, 0.0f);
-      for (int p = 0; p < n; ++p) cpu::axpy(scores[p], kv_slot(l, s, p) + Hkv * d + kvh * d, oh, d);
+  // A tile: tokens [t0, t1) x KV heads [u0, u1); its queries are each KV head's group of heads.
+  const auto tiles = query_tiles(meta, Hkv, group);
+  pool_.run_tasks(static_cast<int64_t>(tiles.size()), [&](int64_t ti) {
+    const QueryTile& tile = tiles[ti];
+    const int nq = (tile.t1 - tile.t0) * group;
+    thread_local std::vector<float> qbuf, obuf;
+    thread_local std::vector<int> limits;
+    qbuf.resize(static_cast<size_t>(nq) * d);
+    obuf.resize(static_cast<size_t>(nq) * d);
+    limits.resize(nq);
+    for (int kvh = tile.u0; kvh < tile.u1; ++kvh) {
+      for (int t = tile.t0; t < tile.t1; ++t) {
+        const int i = (t - tile.t0) * group;
+        std::memcpy(qbuf.data() + static_cast<int64_t>(i) * d, q.data() + (static_cast<int64_t>(t) * H + kvh * group) * d,
+                    static_cast<size_t>(group) * d * sizeof(float));
+        std::fill(limits.begin() + i, limits.begin() + i + group, meta[t].pos + 1);
+      }
+      attend(l, b.seqs[meta[tile.t0].seq], qbuf.data(), d, nq, limits.data(), static_cast<int64_t>(kvh) * d, d,
+             static_cast<int64_t>(Hkv + kvh) * d, d, obuf.data(), d);
+      for (int t = tile.t0; t < tile.t1; ++t)
+        std::memcpy(o.data() + (static_cast<int64_t>(t) * H + kvh * group) * d,
+                    obuf.data() + static_cast<int64_t>(t - tile.t0) * group * d, static_cast<size_t>(group) * d * sizeof(float));
     }
   });
-  matmul(pool_, o.data(), T, a.o, a.o_bias.empty() ? nullptr : a.o_bias.data(), out);
-  (void)D;
+  matmul(pool_, o.data(), T, a.o, bias_or_null(a.o_bias), out);
 }
 
 void CpuModel::attention_mla(int l, const StepBatch& b, const std::vector<TokenMeta>& meta, const float* h, float* out) {
@@ -133,13 +205,15 @@ void CpuModel::attention_mla(int l, const StepBatch& b, const std::vector<TokenM
   if (cfg_.q_lora_rank > 0) {
     const int64_t qr = cfg_.q_lora_rank;
     std::vector<float> qa(T * qr);
-    matmul(pool_, h, T, a.q_a, a.q_a_bias.empty() ? nullptr : a.q_a_bias.data(), qa.data());
+    const cpu::MatmulJob proj[] = {{h, T, &a.q_a, bias_or_null(a.q_a_bias), qa.data()},
+                                   {h, T, &a.kv_a, bias_or_null(a.kv_a_bias), ckv.data()}};
+    cpu::matmul_batch(pool_, proj);
     for (int64_t t = 0; t < T; ++t) cpu::rmsnorm(qa.data() + t * qr, a.q_a_norm.data(), qr, eps, qa.data() + t * qr);
     matmul(pool_, qa.data(), T, a.q_b, nullptr, q.data());
   } else {
-    matmul(pool_, h, T, a.q, nullptr, q.data());
+    const cpu::MatmulJob proj[] = {{h, T, &a.q, nullptr, q.data()}, {h, T, &a.kv_a, bias_or_null(a.kv_a_bias), ckv.data()}};
+    cpu::matmul_batch(pool_, proj);
   }
-  matmul(pool_, h, T, a.kv_a, a.kv_a_bias.empty() ? nullptr : a.kv_a_bias.data(), ckv.data());
   for (int64_t t = 0; t < T; ++t) {
     float* c = ckv.data() + t * (r + rp);
     cpu::rmsnorm(c, a.kv_a_norm.data(), r, eps, c);  // the cached latent is the normalised one
@@ -147,48 +221,52 @@ void CpuModel::attention_mla(int l, const StepBatch& b, const std::vector<TokenM
     rope_.apply(q.data() + t * H * qk + nope, H, qk, meta[t].pos);
     std::memcpy(kv_slot(l, b.seqs[meta[t].seq], meta[t].pos), c, (r + rp) * sizeof(float));
   }
-  // Absorbed attention per (token, head): q_abs = W_kb^T q_nope ([r]); score(p) = q_abs . latent_p
-  // + q_pe . kpe_p; o_latent = sum softmax * latent_p; v_h = W_vb o_latent. W_kb / W_vb are the
-  // head's rows of kv_b_proj: [n, r] then [v, r].
+  // Absorbed attention: per head, q_abs = W_kb^T q_nope ([r]); the query [q_abs | q_pe] against
+  // each slot [latent | k_pe] gives the score; o_latent = P . latent; v_h = W_vb o_latent.
+  // W_kb / W_vb are the head's rows of kv_b_proj: [n, r] then [v, r]. Every head of every token
+  // reads the same latent cache, so a tile takes tokens [t0, t1) x heads [u0, u1) at once.
   const float* kvb = a.kv_b.data();
-  pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> scores, qabs, olat;
-    qabs.resize(r);
-    olat.resize(r);
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H;
-      const int hh = static_cast<int>(i % H);
-      const SequenceStep& s = b.seqs[meta[t].seq];
-      const int n = meta[t].pos + 1;
-      const float* qn = q.data() + (t * H + hh) * qk;
-      const float* qp = qn + nope;
+  const int64_t qd = r + rp;
+  const auto tiles = query_tiles(meta, H, 1);
+  pool_.run_tasks(static_cast<int64_t>(tiles.size()), [&](int64_t ti) {
+    const QueryTile& tile = tiles[ti];
+    const int nt = tile.t1 - tile.t0, nh = tile.u1 - tile.u0, nq = nt * nh;
+    thread_local std::vector<float> qcat, olat;
+    thread_local std::vector<int> limits;
+    qcat.assign(static_cast<size_t>(nq) * qd, 0.0f);
+    olat.resize(static_cast<size_t>(nq) * r);
+    limits.resize(nq);
+    // Query i = (t - t0) * nh + (hh - u0).
+    for (int hh = tile.u0; hh < tile.u1; ++hh) {
       const float* wk = kvb + static_cast<int64_t>(hh) * (nope + vd) * r;
-      std::fill(qabs.begin(), qabs.end(), 0.0f);
-      for (int j = 0; j < nope; ++j) cpu::axpy(qn[j], wk + static_cast<int64_t>(j) * r, qabs.data(), r);
-      scores.resize(n);
-      for (int p = 0; p < n; ++p) {
-        const float* slot = kv_slot(l, s, p);
-        scores[p] = (cpu::dot_f32(qabs.data(), slot, r) + cpu::dot_f32(qp, slot + r, rp)) * softmax_scale_;
+      float* qi = qcat.data() + static_cast<int64_t>(hh - tile.u0) * qd;
+      cpu::gemm_nn_acc(q.data() + (static_cast<int64_t>(tile.t0) * H + hh) * qk, static_cast<int64_t>(H) * qk, nt, wk, r, nope, r,
+                       qi, nh * qd);
+      for (int t = tile.t0; t < tile.t1; ++t) {
+        std::memcpy(qi + static_cast<int64_t>(t - tile.t0) * nh * qd + r, q.data() + (static_cast<int64_t>(t) * H + hh) * qk + nope,
+                    rp * sizeof(float));
+        limits[(t - tile.t0) * nh + (hh - tile.u0)] = meta[t].pos + 1;
       }
-      cpu::softmax(scores.data(), n);
-      std::fill(olat.begin(), olat.end(), 0.0f);
-      for (int p = 0; p < n; ++p) cpu::axpy(scores[p], kv_slot(l, s, p), olat.data(), r);
-      const float* wv = wk + static_cast<int64_t>(nope) * r;
-      float* oh = o.data() + (t * H + hh) * vd;
-      for (int j = 0; j < vd; ++j) oh[j] = cpu::dot_f32(wv + static_cast<int64_t>(j) * r, olat.data(), r);
+    }
+    attend(l, b.seqs[meta[tile.t0].seq], qcat.data(), qd, nq, limits.data(), 0, qd, 0, r, olat.data(), r);
+    for (int hh = tile.u0; hh < tile.u1; ++hh) {
+      const float* wv = kvb + (static_cast<int64_t>(hh) * (nope + vd) + nope) * r;
+      cpu::gemm_nt_f32(olat.data() + static_cast<int64_t>(hh - tile.u0) * r, static_cast<int64_t>(nh) * r, nt, wv, r, vd, r,
+                       o.data() + (static_cast<int64_t>(tile.t0) * H + hh) * vd, static_cast<int64_t>(H) * vd);
     }
   });
-  matmul(pool_, o.data(), T, a.o, a.o_bias.empty() ? nullptr : a.o_bias.data(), out);
+  matmul(pool_, o.data(), T, a.o, bias_or_null(a.o_bias), out);
 }
 
 // ---- feed-forward ----------------------------------------------------------------------------
 
 void CpuModel::mlp(const MlpWeights& w, const float* h, int64_t T, int64_t I, float* out) {
   std::vector<float> g(T * I), u(T * I);
-  matmul(pool_, h, T, w.gate, w.gate_bias.empty() ? nullptr : w.gate_bias.data(), g.data());
-  matmul(pool_, h, T, w.up, w.up_bias.empty() ? nullptr : w.up_bias.data(), u.data());
+  const cpu::MatmulJob gate_up[] = {{h, T, &w.gate, bias_or_null(w.gate_bias), g.data()},
+                                    {h, T, &w.up, bias_or_null(w.up_bias), u.data()}};
+  cpu::matmul_batch(pool_, gate_up);
   cpu::silu_mul(g.data(), u.data(), T * I);
-  matmul(pool_, g.data(), T, w.down, w.down_bias.empty() ? nullptr : w.down_bias.data(), out);
+  matmul(pool_, g.data(), T, w.down, bias_or_null(w.down_bias), out);
 }
 
 // Routing for one token: softmax over the router logits (float32), then
@@ -230,8 +308,12 @@ void CpuModel::route(const LayerWeights& w, const float* h, std::vector<int>& id
   }
 }
 
+// Routed experts and the shared ones in two dispatches over the pool (gate and up of every
+// active expert, then every down projection): each expert's weights are read once for all the
+// tokens routed to it. A token's output sums its experts in ascending expert order, then the
+// shared experts, as when it runs alone.
 void CpuModel::moe(const LayerWeights& w, const float* h, int64_t T, float* out) {
-  const int64_t D = cfg_.hidden_size, I = cfg_.moe_intermediate_size;
+  const int64_t D = cfg_.hidden_size, I = cfg_.moe_intermediate_size, Is = I * cfg_.n_shared_experts;
   const int E = cfg_.n_experts;
   std::vector<std::vector<int>> tokens(E);
   std::vector<std::vector<float>> gates(E);
@@ -244,22 +326,46 @@ void CpuModel::moe(const LayerWeights& w, const float* h, int64_t T, float* out)
       gates[idx[i]].push_back(wt[i]);
     }
   }
-  std::fill(out, out + T * D, 0.0f);
-  std::vector<float> x, y;
+  // Routed expert e's tokens are rows [first[e], first[e] + n_e) of x, g/u and y.
+  std::vector<int64_t> first(E + 1, 0);
+  for (int e = 0; e < E; ++e) first[e + 1] = first[e] + static_cast<int64_t>(tokens[e].size());
+  const int64_t R = first[E];
+  std::vector<float> x(R * D), g(R * I + (w.has_shared ? T * Is : 0)), u(g.size()), y(R * D + (w.has_shared ? T * D : 0));
+  for (int e = 0; e < E; ++e)
+    for (size_t i = 0; i < tokens[e].size(); ++i)
+      std::memcpy(x.data() + (first[e] + static_cast<int64_t>(i)) * D, h + tokens[e][i] * D, D * sizeof(float));
+  float* gs = g.data() + R * I;
+  float* us = u.data() + R * I;
+  float* ys = y.data() + R * D;
+  std::vector<cpu::MatmulJob> jobs;
   for (int e = 0; e < E; ++e) {
-    const int64_t n = static_cast<int64_t>(tokens[e].size());
+    const int64_t n = first[e + 1] - first[e];
     if (n == 0) continue;
-    x.resize(n * D);
-    y.resize(n * D);
-    for (int64_t i = 0; i < n; ++i) std::memcpy(x.data() + i * D, h + tokens[e][i] * D, D * sizeof(float));
-    mlp(w.experts[e], x.data(), n, I, y.data());
-    for (int64_t i = 0; i < n; ++i) cpu::axpy(gates[e][i], y.data() + i * D, out + tokens[e][i] * D, D);
+    const MlpWeights& m = w.experts[e];
+    jobs.push_back({x.data() + first[e] * D, n, &m.gate, bias_or_null(m.gate_bias), g.data() + first[e] * I});
+    jobs.push_back({x.data() + first[e] * D, n, &m.up, bias_or_null(m.up_bias), u.data() + first[e] * I});
   }
   if (w.has_shared) {
-    y.resize(T * D);
-    mlp(w.shared, h, T, I * cfg_.n_shared_experts, y.data());
-    for (int64_t i = 0; i < T * D; ++i) out[i] += y[i];
+    jobs.push_back({h, T, &w.shared.gate, bias_or_null(w.shared.gate_bias), gs});
+    jobs.push_back({h, T, &w.shared.up, bias_or_null(w.shared.up_bias), us});
   }
+  cpu::matmul_batch(pool_, jobs);
+  cpu::silu_mul(g.data(), u.data(), static_cast<int64_t>(g.size()));
+  jobs.clear();
+  for (int e = 0; e < E; ++e) {
+    const int64_t n = first[e + 1] - first[e];
+    if (n == 0) continue;
+    const MlpWeights& m = w.experts[e];
+    jobs.push_back({g.data() + first[e] * I, n, &m.down, bias_or_null(m.down_bias), y.data() + first[e] * D});
+  }
+  if (w.has_shared) jobs.push_back({gs, T, &w.shared.down, bias_or_null(w.shared.down_bias), ys});
+  cpu::matmul_batch(pool_, jobs);
+  std::fill(out, out + T * D, 0.0f);
+  for (int e = 0; e < E; ++e)
+    for (size_t i = 0; i < tokens[e].size(); ++i)
+      cpu::axpy(gates[e][i], y.data() + (first[e] + static_cast<int64_t>(i)) * D, out + tokens[e][i] * D, D);
+  if (w.has_shared)
+    for (int64_t i = 0; i < T * D; ++i) out[i] += ys[i];
 }
 
 // ---- the step --------------------------------------------------------------------------------

@@ -37,6 +37,14 @@ class CpuModel final : public Model {
   };
 
  private:
+  // Attention queries of one sequence run in tiles: tokens [t0, t1) x units [u0, u1) (heads, or
+  // KV heads with their groups).
+  struct QueryTile {
+    int t0, t1, u0, u1;
+  };
+  std::vector<QueryTile> query_tiles(const std::vector<TokenMeta>& meta, int units, int per_unit) const;
+  void attend(int layer, const SequenceStep& s, const float* q, int64_t ldq, int nq, const int* limits, int64_t key_off,
+              int64_t K, int64_t val_off, int64_t C, float* out, int64_t ldo);
   float* kv_slot(int layer, const SequenceStep& s, int pos);
   void attention_gqa(int layer, const StepBatch& b, const std::vector<TokenMeta>& meta, const float* h, float* out);
   void attention_mla(int layer, const StepBatch& b, const std::vector<TokenMeta>& meta, const float* h, float* out);

@@ -1,7 +1,8 @@
 // The CPU kernels against plain double-precision loops, for each weight dtype, with the AVX2
-// kernels (when this CPU has them) and the portable ones.
+// kernels (when this CPU has them) and the portable ones; the gemm kernels' batch invariance.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -74,6 +75,69 @@ TEST_CASE("matmul matches a double-precision loop for f32, bf16 and f16 weights,
   force_portable_kernels(false);
 }
 
+TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, any T, both ISAs") {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (bool portable : {false, true}) {
+    force_portable_kernels(portable);
+    for (int64_t K : {8, 67, 160, 256}) {
+      const int64_t N = 29, T = 11;
+      std::vector<float> x(T * K), wf(N * K);
+      std::vector<uint16_t> wh(N * K);
+      for (auto& v : x) v = nd(rng);
+      for (int64_t i = 0; i < N * K; ++i) {
+        wh[i] = to_bf16(nd(rng));
+        wf[i] = bf16_to_f32(wh[i]);
+      }
+      for (WType type : {WType::F32, WType::BF16}) {
+        WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
+        std::vector<float> all(T * N), one(N);
+        gemm_nt(x.data(), K, T, w, all.data(), N);
+        for (int64_t t = 0; t < T; ++t) {
+          gemm_nt(x.data() + t * K, K, 1, w, one.data(), N);
+          INFO("K=" << K << " t=" << t << " type " << static_cast<int>(type) << " isa " << kernel_isa());
+          CHECK(std::memcmp(one.data(), all.data() + t * N, N * sizeof(float)) == 0);
+        }
+        // Rows in any split give the same bits too.
+        std::vector<float> split(T * N);
+        gemm_nt(x.data(), K, T, w.slice_rows(0, 5), split.data(), N);
+        gemm_nt(x.data(), K, T, w.slice_rows(5, N - 5), split.data() + 5, N);
+        CHECK(std::memcmp(split.data(), all.data(), all.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+  force_portable_kernels(false);
+}
+
+TEST_CASE("gemm_nn_acc accumulates a . b over p in order, matching a double-precision loop") {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  for (bool portable : {false, true}) {
+    force_portable_kernels(portable);
+    const int64_t T = 6, P = 21, C = 43;
+    std::vector<float> a(T * P), b(P * C), y0(T * C);
+    for (auto& v : a) v = nd(rng);
+    for (auto& v : b) v = nd(rng);
+    for (auto& v : y0) v = nd(rng);
+    std::vector<float> y = y0;
+    gemm_nn_acc(a.data(), P, T, b.data(), C, P, C, y.data(), C);
+    double worst = 0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < C; ++c) {
+        double ref = y0[t * C + c];
+        for (int64_t p = 0; p < P; ++p) ref += static_cast<double>(a[t * P + p]) * b[p * C + c];
+        worst = std::max(worst, std::abs(ref - y[t * C + c]) / (1.0 + std::abs(ref)));
+      }
+    CHECK(worst < 1e-5);
+    // Split over p and over tokens: the same bits.
+    std::vector<float> z = y0;
+    gemm_nn_acc(a.data(), P, T, b.data(), C, 8, C, z.data(), C);
+    for (int64_t t = 0; t < T; ++t) gemm_nn_acc(a.data() + t * P + 8, P, 1, b.data() + 8 * C, C, P - 8, C, z.data() + t * C, C);
+    CHECK(std::memcmp(z.data(), y.data(), y.size() * sizeof(float)) == 0);
+  }
+  force_portable_kernels(false);
+}
+
 TEST_CASE("rmsnorm, softmax, silu") {
   std::vector<float> x = {0.5f, -1.25f, 2.0f, 3.5f, -0.75f}, w = {1.0f, 0.5f, 2.0f, -1.0f, 1.5f}, y(5);
   rmsnorm(x.data(), w.data(), 5, 1e-6f, y.data());
@@ -89,6 +153,15 @@ TEST_CASE("rmsnorm, softmax, silu") {
   std::vector<float> g = x, u = w;
   silu_mul(g.data(), u.data(), 5);
   for (int i = 0; i < 5; ++i) CHECK(g[i] == doctest::Approx(x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * w[i]).epsilon(1e-6));
+}
+
+TEST_CASE("thread pool: run_tasks runs every task once") {
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 200; ++rep) {
+    std::vector<std::atomic<int>> hits(1 + rep % 17);
+    pool.run_tasks(static_cast<int64_t>(hits.size()), [&](int64_t i) { hits[i]++; });
+    for (auto& h : hits) REQUIRE(h.load() == 1);
+  }
 }
 
 TEST_CASE("thread pool covers every index exactly once, repeatedly") {
