@@ -43,7 +43,7 @@ static bool contains(const char* type, const char* word) { return std::strstr(ty
 
 static bool is_comment(const char* type) { return contains(type, "comment"); }
 static bool is_string(const char* type) {
-  return contains(type, "string") || contains(type, "char_literal") || contains(type, "template_") ||
+  return contains(type, "string") || contains(type, "char_literal") || !std::strcmp(type, "template_string") ||
          contains(type, "raw_string");
 }
 static bool is_import(const char* type) {

@@ -92,6 +92,7 @@ struct Settings {
   double max_prefill_ms = 0;         // 0 = no limit
   double max_total_ms = 0;
   bool speculation = true;           // drafts verified in one pass (greedy output unchanged)
+  bool token_healing = true;         // a partial word before the cursor is regenerated (constrained)
   // Multi-line suggestions: once the first line is complete and this many ms have passed since
   // the request, answer with that line and finish the rest in the background; the next request
   // (after accepting the line) gets the rest by typing-through. < 0 = always wait for the whole.

@@ -14,6 +14,7 @@
 //  - the engine's own thread (inside engine::Engine).
 // Callbacks to the caller are made without holding any lock of the service.
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -40,6 +41,24 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 std::string path_of(const std::string& uri) {
   const std::string scheme = "file://";
   return uri.rfind(scheme, 0) == 0 ? uri.substr(scheme.size()) : uri;
+}
+
+// Token healing: the end of the line before the cursor that the prompt leaves out and the model
+// must generate first — a partial word ("retu|") or the spaces after a word ("return |"). A BPE
+// model has seen such text only as part of longer tokens ("return", " x"), so a prompt that
+// stops inside one makes it end the answer at once. Empty when the line ends otherwise.
+std::string healing_fragment(const std::string& line_prefix) {
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80); };
+  size_t i = line_prefix.size();
+  while (i > 0 && line_prefix.size() - i < 24 && word(line_prefix[i - 1])) --i;
+  if (i == line_prefix.size()) {
+    while (i > 0 && line_prefix.size() - i < 8 && (line_prefix[i - 1] == ' ' || line_prefix[i - 1] == '\t')) --i;
+    // Indentation alone (nothing else on the line) is left as it is.
+    if (line_prefix.find_first_not_of(" \t") == std::string::npos) return {};
+  }
+  // Do not cut a UTF-8 character.
+  while (i < line_prefix.size() && (static_cast<unsigned char>(line_prefix[i]) & 0xC0) == 0x80) ++i;
+  return line_prefix.substr(i);
 }
 
 bool language_enabled(const Settings& s, const std::string& language_id, Language language) {
@@ -341,7 +360,23 @@ class ServiceImpl final : public Service {
       return (*reply)(std::move(result));
     }
 
-    const std::string prompt = model->fim.render(ctx);
+    // Token healing (see healing_fragment): the prompt stops before the fragment, the engine
+    // makes the answer begin with it, and it is taken off again below.
+    const std::string heal = job.settings.token_healing ? healing_fragment(ctx.line_prefix) : std::string();
+    std::string prompt;
+    if (heal.empty() || ctx.prefix.size() < heal.size()) {
+      prompt = model->fim.render(ctx);
+    } else {
+      Context healed = ctx;
+      healed.prefix.resize(healed.prefix.size() - heal.size());
+      prompt = model->fim.render(healed);
+    }
+    // The model's text after the fragment, or nullopt while the fragment is not complete.
+    auto after_heal = [&heal](std::string_view text) -> std::optional<std::string_view> {
+      if (text.size() < heal.size()) return std::nullopt;
+      if (text.compare(0, heal.size(), heal) != 0) return std::string_view();  // cannot happen unless cut
+      return text.substr(heal.size());
+    };
     const std::string key = SuggestionCache::key(model->path, prompt, max_tokens, mode_name(ctx.mode));
     auto answer = [&](std::string suggestion, CompletionStats stats) {
       typing_.remember(req.uri, job.snapshot.text(), req.cursor, lead.empty() ? suggestion : lead + suggestion);
@@ -370,6 +405,7 @@ class ServiceImpl final : public Service {
     gen.max_prefill_ms = job.settings.max_prefill_ms;
     gen.max_total_ms = job.settings.max_total_ms;
     gen.speculation = job.settings.speculation;
+    gen.required_prefix = heal;
     {
       std::lock_guard lock(mu_);
       if (auto it = last_raw_.find(req.uri); it != last_raw_.end() && !it->second.empty())
@@ -391,7 +427,10 @@ class ServiceImpl final : public Service {
 
     const bool may_answer_early = ctx.mode == Mode::MultiLine && job.settings.early_first_line_ms >= 0 && lead.empty();
     auto early_sent = std::make_shared<std::atomic<bool>>(false);
-    auto until = [&, early_sent](std::string_view partial) {
+    auto until = [&, early_sent](std::string_view raw) {
+      auto healed_text = after_heal(raw);
+      if (!healed_text) return false;
+      const std::string_view partial = *healed_text;
       if (complete_at(ctx, partial)) return true;
       if (may_answer_early && !early_sent->load() && ms_since(job.t0) >= job.settings.early_first_line_ms) {
         const size_t nl = partial.find('\n');
@@ -424,7 +463,8 @@ class ServiceImpl final : public Service {
       log("completion failed: " + out.error().message);
       return (*reply)(out.error());
     }
-    std::string suggestion = postprocess(snap, ctx, out->text);
+    const auto generated = after_heal(out->text);
+    std::string suggestion = postprocess(snap, ctx, generated ? *generated : std::string_view());
     {
       std::lock_guard lock(mu_);
       last_raw_[req.uri] = suggestion;

@@ -46,6 +46,11 @@ struct GenerationRequest {
   double max_total_ms = 0;           // 0 = no budget
   bool speculation = true;
   bool logprobs = false;             // fill StreamEvent::logprobs (costs one pass over the vocabulary per token)
+  // Token healing: the generated text must begin with these bytes (the caller backed its prompt
+  // up to a token boundary before a partial word). Tokens that disagree with the rest of it are
+  // masked while it is not yet covered; the bytes are part of the output. Needs a tokenizer;
+  // speculation waits until it is covered.
+  std::string required_prefix;
 };
 
 enum class FinishReason { None, Length, Eos, Stop, Cancelled, Budget, Error };

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -106,6 +107,25 @@ class EngineImpl final : public Engine {
   RadixCache cache_;
   Scheduler scheduler_;
   std::set<int32_t> eos_;
+  std::vector<float> constrained_;   // a logits row masked for token healing
+
+  // Leaves finite only the tokens whose bytes begin with `required` or are a non-empty prefix of
+  // it (special tokens and EOS excluded). A row with no such token is left as it was.
+  void mask_to_required(const std::string& required, std::vector<float>& row) const {
+    const float kMasked = -std::numeric_limits<float>::infinity();
+    bool any = false;
+    std::vector<float> keep(row);
+    for (size_t id = 0; id < row.size(); ++id) {
+      const auto t = static_cast<int32_t>(id);
+      const std::string& b = tokenizer_->token_bytes(t);
+      const bool ok = !b.empty() && !eos_.count(t) && !tokenizer_->is_special(t) &&
+                      (b.size() <= required.size() ? required.compare(0, b.size(), b) == 0
+                                                   : b.compare(0, required.size(), required) == 0);
+      if (ok) any = true;
+      else row[id] = kMasked;
+    }
+    if (!any) row.swap(keep);
+  }
   DraftPolicy draft_policy_;
   std::vector<float> logits_;
 
@@ -244,7 +264,7 @@ void EngineImpl::step() {
   // Drafts for sequences in decode.
   for (Sequence* s : scheduler_.all()) {
     s->draft.clear();
-    if (s->request.speculation && s->in_decode()) propose_draft(*s, draft_policy_);
+    if (s->request.speculation && s->in_decode() && s->required.empty()) propose_draft(*s, draft_policy_);
     // Drafted positions stay inside the model's context.
     const int max_context = model_->info().max_context;
     if (max_context > 0)
@@ -297,7 +317,19 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     for (int i = 0;; ++i) {
       std::span<const float> row_logits(logits.data() + static_cast<size_t>(row + i) * V, V);
       if (i >= n_draft) {
+        if (!s->required.empty() && tokenizer_) {
+          // Token healing: only tokens that agree with the required bytes.
+          constrained_.assign(row_logits.begin(), row_logits.end());
+          mask_to_required(s->required, constrained_);
+          row_logits = std::span<const float>(constrained_);
+        }
         accepted.push_back(s->sampler.sample(row_logits));
+        if (!s->required.empty()) {
+          const std::string& b = tokenizer_ ? tokenizer_->token_bytes(accepted.back()) : s->required;
+          s->required = s->required.size() > b.size() && s->required.compare(0, b.size(), b) == 0
+                            ? s->required.substr(b.size())
+                            : std::string();
+        }
         if (s->request.logprobs) accepted_lp.push_back(token_logprob(row_logits, accepted.back()));
         break;
       }

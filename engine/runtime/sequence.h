@@ -31,6 +31,7 @@ struct Sequence {
         text(std::move(tok), request.sampling.stop) {
     tokens = request.prompt;
     n_prompt = static_cast<int>(tokens.size());
+    required = request.required_prefix;
   }
 
   RequestId id;
@@ -47,6 +48,7 @@ struct Sequence {
   bool admitted_once = false;
   bool has_first_token = false;
   bool cancel_requested = false;
+  std::string required;              // the part of request.required_prefix not generated yet
 
   // This step (set by the scheduler, read by the runner and postprocess).
   int step_new = 0;                  // tokens fed this step

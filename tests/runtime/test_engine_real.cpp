@@ -209,3 +209,32 @@ TEST_CASE("open_engine: a missing model gives a clear error") {
   REQUIRE_FALSE(e);
   CHECK(e.error().message.find("/nonexistent/model") != std::string::npos);
 }
+
+TEST_CASE("token healing: the output begins with the required bytes, and is the model's own choice after them") {
+  auto e = open_engine(std::string(GHOSTLINE_SOURCE_DIR) + "/models/ghostline-coder-tiny", LoadOptions{.threads = 1},
+                       EngineOptions{.kv_blocks = 64});
+  REQUIRE_MESSAGE(e, (e ? "" : e.error().message));
+  const Tokenizer& tok = (*e)->tokenizer();
+  const std::string context = "import os\nimport sys\n\n\ndef main():\n    ";
+  GenerationRequest req;
+  req.prompt = tok.encode(context);
+  req.sampling.max_tokens = 16;
+  // Unconstrained, the model's first line; then every strict prefix of its first word, required.
+  Collected free_run = run_one(**e, req);
+  REQUIRE(free_run.text.size() >= 3);
+  size_t word = 0;
+  while (word < free_run.text.size() && std::isalnum(static_cast<unsigned char>(free_run.text[word]))) ++word;
+  for (const std::string required : {free_run.text.substr(0, 1), free_run.text.substr(0, std::max<size_t>(1, word - 1)),
+                                     std::string("zq"), std::string("é")}) {
+    CAPTURE(required);
+    req.required_prefix = required;
+    Collected c = run_one(**e, req);
+    CHECK(c.final_events == 1);
+    REQUIRE(c.text.size() >= required.size());
+    CHECK(c.text.compare(0, required.size(), required) == 0);
+    CHECK(c.text == tok.decode(c.tokens));
+  }
+  // A required prefix the model would produce anyway changes nothing.
+  req.required_prefix = free_run.text.substr(0, 1);
+  CHECK(run_one(**e, req).tokens == free_run.tokens);
+}
