@@ -316,6 +316,7 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     std::vector<float> accepted_lp;  // with request.logprobs: one per accepted token
     for (int i = 0;; ++i) {
       std::span<const float> row_logits(logits.data() + static_cast<size_t>(row + i) * V, V);
+      const std::span<const float> raw_logits = row_logits;  // logprobs are the model's, unmasked
       if (i >= n_draft) {
         if (!s->required.empty() && tokenizer_) {
           // Token healing: only tokens that agree with the required bytes.
@@ -330,7 +331,7 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
                             ? s->required.substr(b.size())
                             : std::string();
         }
-        if (s->request.logprobs) accepted_lp.push_back(token_logprob(row_logits, accepted.back()));
+        if (s->request.logprobs) accepted_lp.push_back(token_logprob(raw_logits, accepted.back()));
         break;
       }
       auto [t, ok] = s->sampler.verify(row_logits, s->draft[i]);

@@ -1,6 +1,7 @@
 // GenerationRequest::logprobs: every streamed token comes with the model's log-probability of it
 // (log softmax of the raw logits), equal to what the reference logits give, whatever the
-// speculation, the sampling temperature or the event it arrives in; nothing when not asked.
+// speculation, the sampling temperature, a required prefix or the event it arrives in; nothing
+// when not asked.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <random>
 
 #include "engine/runtime/sampler.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/runtime/toy_model.h"
 
 using namespace ghostline;
@@ -132,4 +134,30 @@ TEST_CASE("token_logprob: log softmax at a token; out-of-range tokens are imposs
   CHECK(runtime::token_logprob(logits, 0) == doctest::Approx(1.0 - z));
   CHECK(std::isinf(runtime::token_logprob(logits, 3)));
   CHECK(std::isinf(runtime::token_logprob(logits, -1)));
+}
+
+TEST_CASE("logprobs: under a required prefix they stay the model's own, not the masked distribution's") {
+  auto e = open_engine(std::string(GHOSTLINE_SOURCE_DIR) + "/models/ghostline-coder-tiny", LoadOptions{.threads = 1},
+                       EngineOptions{.kv_blocks = 64});
+  REQUIRE_MESSAGE(e, (e ? "" : e.error().message));
+  GenerationRequest req;
+  req.prompt = (*e)->tokenizer().encode("def add(a, b):\n    return ");
+  req.sampling.max_tokens = 6;
+  req.logprobs = true;
+  WithLogprobs free_run = run(**e, req);
+  REQUIRE(!free_run.tokens.empty());
+  REQUIRE(free_run.logprobs.size() == free_run.tokens.size());
+  // Forcing what greedy picks anyway: the same tokens and the same log-probabilities.
+  const std::string first = (*e)->tokenizer().decode({free_run.tokens[0]});
+  req.required_prefix = first.substr(0, 1);
+  WithLogprobs same = run(**e, req);
+  REQUIRE(same.tokens == free_run.tokens);
+  for (size_t i = 0; i < same.logprobs.size(); ++i) CHECK(std::abs(same.logprobs[i] - free_run.logprobs[i]) < 1e-5);
+  // Forcing an unlikely start: its first token is less likely than greedy's (a masked,
+  // renormalised distribution would make it look near certain).
+  req.required_prefix = "zq";
+  WithLogprobs forced = run(**e, req);
+  REQUIRE(!forced.logprobs.empty());
+  CHECK(std::isfinite(forced.logprobs[0]));
+  CHECK(forced.logprobs[0] < free_run.logprobs[0] - 1.0f);
 }
