@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +104,26 @@ struct Settings {
   int threads = 0;                   // CPU threads for the engine; 0 = all cores
 };
 
+// What the service has done so far: for status bars, benchmarks and tests.
+struct ServiceStatus {
+  std::string model;                 // the configured model path
+  std::string model_name;            // its folder name, once loaded
+  std::string device;                // "cpu" / "cuda", once loaded
+  bool loaded = false;
+  std::string load_error;            // why the model could not be loaded, if it could not
+  int kv_capacity_tokens = 0;
+  // Answers by source ("engine", "engine-first-line", "cache", "typing-through", "none"), and
+  // requests that ended cancelled or failed.
+  std::map<std::string, long> answers;
+  long cancelled = 0;
+  long failed = 0;
+  // Over every engine answer: prompt tokens, those reused from the prefix cache, generated.
+  long prompt_tokens = 0;
+  long cached_tokens = 0;
+  long generated_tokens = 0;
+  CompletionStats last;              // the most recent answer's numbers
+};
+
 class Service {
  public:
   virtual ~Service() = default;
@@ -126,6 +147,8 @@ class Service {
   // Loads the configured model now (it is otherwise loaded on the first request or after
   // configure()) and waits for it: the CLI uses it to time the completion apart from the load.
   virtual Expected<void> preload() { return ok(); }
+
+  virtual ServiceStatus status() const { return {}; }
 
   // Tells the user-facing layer about slow work (model load) and log lines.
   struct Observer {

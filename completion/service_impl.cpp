@@ -71,15 +71,18 @@ bool language_enabled(const Settings& s, const std::string& language_id, Languag
 // Answers a request exactly once, whichever of the early answer and the final one comes first.
 class OnceReply {
  public:
-  explicit OnceReply(Callback<CompletionResult> done) : done_(std::move(done)) {}
+  using Record = std::function<void(const Expected<CompletionResult>&)>;
+  OnceReply(Callback<CompletionResult> done, Record record) : done_(std::move(done)), record_(std::move(record)) {}
   bool answered() const { return answered_.load(std::memory_order_acquire); }
   void operator()(Expected<CompletionResult> r) {
     if (answered_.exchange(true, std::memory_order_acq_rel)) return;
+    if (record_) record_(r);
     done_(std::move(r));
   }
 
  private:
   Callback<CompletionResult> done_;
+  Record record_;
   std::atomic<bool> answered_{false};
 };
 
@@ -171,6 +174,24 @@ class ServiceImpl final : public Service {
     return ok();
   }
 
+  ServiceStatus status() const override {
+    ServiceStatus s;
+    {
+      std::lock_guard lock(mu_);
+      s = status_;
+      s.model = settings_.model;
+    }
+    std::lock_guard lock(model_mu_);
+    if (model_) {
+      s.loaded = true;
+      s.model_name = model_->name;
+      s.device = model_->device;
+      s.kv_capacity_tokens = model_->engine->kv_capacity_tokens();
+    }
+    if (load_error_) s.load_error = load_error_->message;
+    return s;
+  }
+
   void set_observer(Observer observer) override {
     std::lock_guard lock(observer_mu_);
     observer_ = std::move(observer);
@@ -178,26 +199,33 @@ class ServiceImpl final : public Service {
 
   // ---- completions ----
 
-  void complete(const CompletionRequest& request, CancelToken cancel, Callback<CompletionResult> done) override {
+  void complete(const CompletionRequest& request, CancelToken cancel, Callback<CompletionResult> done_raw) override {
     const auto t0 = Clock::now();
+    auto reply = std::make_shared<OnceReply>(std::move(done_raw), [this](const Expected<CompletionResult>& r) { record(r); });
+    auto done = [reply](Expected<CompletionResult> r) { (*reply)(std::move(r)); };
     if (cancel.cancelled()) return done(make_error(ErrorCode::Cancelled, "cancelled"));
     Job job;
     job.request = request;
     job.t0 = t0;
+    std::optional<Error> refused;  // answered after the lock is released (answers take mu_)
     {
       std::lock_guard lock(mu_);
       auto it = docs_.find(request.uri);
-      if (it == docs_.end()) return done(make_error(ErrorCode::NotFound, "document is not open: " + request.uri));
-      auto& d = it->second;
-      if (request.version != 0 && request.version < d.version)
-        return done(make_error(ErrorCode::Cancelled, "superseded: the document is at version " + std::to_string(d.version)));
-      job.snapshot = d.doc->snapshot();
-      job.language_id = d.language_id;
-      job.settings = settings_;
-      if (job.settings.max_snippets > 0)
-        for (const auto& [uri, other] : docs_)
-          if (uri != request.uri) job.others.push_back(other.doc->snapshot());
+      if (it == docs_.end()) {
+        refused = Error(ErrorCode::NotFound, "document is not open: " + request.uri);
+      } else if (request.version != 0 && request.version < it->second.version) {
+        refused = Error(ErrorCode::Cancelled, "superseded: the document is at version " + std::to_string(it->second.version));
+      } else {
+        const auto& d = it->second;
+        job.snapshot = d.doc->snapshot();
+        job.language_id = d.language_id;
+        job.settings = settings_;
+        if (job.settings.max_snippets > 0)
+          for (const auto& [uri, other] : docs_)
+            if (uri != request.uri) job.others.push_back(other.doc->snapshot());
+      }
     }
+    if (refused) return done(*refused);
     const std::string& text = job.snapshot.text();
     if (request.cursor > text.size())
       return done(make_error(ErrorCode::InvalidArgument, "cursor at byte " + std::to_string(request.cursor) +
@@ -227,22 +255,24 @@ class ServiceImpl final : public Service {
       std::lock_guard lock(mu_);
       if (auto it = docs_.find(request.uri); it != docs_.end()) it->second.continuation.cancel();
     }
-    auto reply = std::make_shared<OnceReply>(std::move(done));
     worker_.post([this, job = std::move(job), cancel, reply]() mutable { run_completion(std::move(job), cancel, reply); });
   }
 
   void fix(const FixRequest& request, CancelToken cancel, Callback<std::vector<Fix>> done) override {
     Snapshot snap;
+    std::optional<Error> refused;
     {
       std::lock_guard lock(mu_);
       auto it = docs_.find(request.uri);
-      if (it == docs_.end()) return done(make_error(ErrorCode::NotFound, "document is not open: " + request.uri));
-      if (request.version != 0 && request.version != it->second.version)
-        return done(make_error(ErrorCode::InvalidArgument, "the diagnostic refers to version " +
-                                                               std::to_string(request.version) + ", the document is at " +
-                                                               std::to_string(it->second.version)));
-      snap = it->second.doc->snapshot();
+      if (it == docs_.end())
+        refused = Error(ErrorCode::NotFound, "document is not open: " + request.uri);
+      else if (request.version != 0 && request.version != it->second.version)
+        refused = Error(ErrorCode::InvalidArgument, "the diagnostic refers to version " + std::to_string(request.version) +
+                                                        ", the document is at " + std::to_string(it->second.version));
+      else
+        snap = it->second.doc->snapshot();
     }
+    if (refused) return done(*refused);
     if (request.diagnostic.start > request.diagnostic.end || request.diagnostic.end > snap.text().size())
       return done(make_error(ErrorCode::InvalidArgument, "diagnostic range is outside the document"));
     fixes_.post([this, snap = std::move(snap), request, cancel, done = std::move(done)] {
@@ -487,6 +517,22 @@ class ServiceImpl final : public Service {
     answer(std::move(suggestion), std::move(stats));
   }
 
+  void record(const Expected<CompletionResult>& r) {
+    std::lock_guard lock(mu_);
+    if (!r) {
+      ++(r.error().code == ErrorCode::Cancelled ? status_.cancelled : status_.failed);
+      return;
+    }
+    const auto& st = r->stats;
+    ++status_.answers[st.source];
+    if (st.source == "engine") {
+      status_.prompt_tokens += st.prompt_tokens;
+      status_.cached_tokens += st.cached_tokens;
+      status_.generated_tokens += st.generated_tokens;
+    }
+    status_.last = st;
+  }
+
   // ---- diagnostics, progress, logs ----
 
   void publish_diagnostics(const std::string& uri) {
@@ -521,15 +567,16 @@ class ServiceImpl final : public Service {
     if (o.on_log) o.on_log(line);
   }
 
-  std::mutex mu_;  // docs_, settings_, last_raw_
+  mutable std::mutex mu_;  // docs_, settings_, last_raw_, status_
   std::map<std::string, DocState> docs_;
   Settings settings_;
   std::map<std::string, std::string> last_raw_;  // the last suggestion per document (a draft hint)
+  ServiceStatus status_;                          // counters (model fields filled by status())
 
   std::mutex observer_mu_;
   Observer observer_;
 
-  std::mutex model_mu_;
+  mutable std::mutex model_mu_;
   std::shared_ptr<const LoadedModel> model_;
   std::string model_key_;
   std::optional<Error> load_error_;
