@@ -34,7 +34,7 @@ def parse_args(argv):
     p.add_argument("--split", default="single", choices=list(SPLIT_FILES) + ["all"])
     p.add_argument("--limit", type=int, default=None, help="first N tasks of each split")
     p.add_argument("--completion-source", default="ghostline", choices=SOURCES)
-    p.add_argument("--binary", default=os.path.join(REPO_ROOT, "build", "cli", "ghostline"))
+    p.add_argument("--binary", default=os.path.join(REPO_ROOT, "build", "ghostline"))
     p.add_argument("--model", default=None, help="model directory (default: the embedded one)")
     p.add_argument("--device", default=None, help="passed to ghostline as --device")
     p.add_argument("--max-tokens", type=int, default=None)

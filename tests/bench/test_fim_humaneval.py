@@ -17,7 +17,7 @@ HARNESS = os.path.join(REPO, "bench", "fim_humaneval")
 RUN_PY = os.path.join(HARNESS, "run.py")
 DATA = os.environ.get("GHOSTLINE_FIM_DATA",
                       os.path.join(REPO, "..", "shared", "data", "humaneval-infilling"))
-BINARY = os.environ.get("GHOSTLINE_BINARY", os.path.join(REPO, "build", "cli", "ghostline"))
+BINARY = os.environ.get("GHOSTLINE_BINARY", os.path.join(REPO, "build", "ghostline"))
 sys.path.insert(0, HARNESS)
 
 import sandbox  # noqa: E402
