@@ -10,6 +10,8 @@
 //
 //   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
 //                     [--draft-length K]   (-1: the engine's adaptive policy; else fixed)
+//                     [--dump-tokens FILE] (each point's prompt and greedy output ids, JSON lines, for
+//                                           studying drafters offline)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -156,6 +158,9 @@ int main(int argc, char** argv) {
     e = std::move(*created);
   }
   nlohmann::json runs = nlohmann::json::array();
+  const std::string dump_path = arg(argc, argv, "dump-tokens", "");
+  std::ofstream dump;
+  if (!dump_path.empty()) dump.open(dump_path);
   double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
   long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
   int steps_on = 0;
@@ -206,6 +211,7 @@ int main(int argc, char** argv) {
                                   {"events", *events}};
     }
     if (outs[0] != outs[1]) ++mismatches;
+    if (dump.is_open()) dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}}.dump() << "\n";
     row["identical"] = outs[0] == outs[1];
     // The same cursor again with the previous suggestion as draft_hint (the user came back, or
     // the document changed elsewhere): the previous-suggestion drafter.

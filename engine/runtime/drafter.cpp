@@ -23,22 +23,39 @@ std::vector<int32_t> prompt_lookup(std::span<const int32_t> tokens, int ngram, i
 }
 
 DraftPolicy::DraftPolicy(int fixed_length) : fixed_length_(std::min(fixed_length, kMaxDraft)) {
-  // Priors: a previous suggestion is usually still right; prompt lookup half the time.
+  // Priors: a previous suggestion is usually still right; a lookup after a long match most of
+  // the time; after a short one, half the time.
   accepted_[0] = 3, rejected_[0] = 1;
   accepted_[1] = 1, rejected_[1] = 1;
+  accepted_[2] = 2, rejected_[2] = 1;
 }
 
 void DraftPolicy::record_step(int tokens, double ms) {
   constexpr double w = 0.1;
-  if (tokens <= 0 || ms <= 0) return;
-  if (tokens == 1) {
-    base_ms_ = have_base_ ? (1 - w) * base_ms_ + w * ms : ms;
-    have_base_ = true;
-  } else if (have_base_ && tokens <= 4 * (kMaxDraft + 1)) {
-    double per = std::max(0.0, (ms - base_ms_) / (tokens - 1));
-    per_token_ms_ = have_per_token_ ? (1 - w) * per_token_ms_ + w * per : per;
-    have_per_token_ = true;
+  if (tokens <= 0 || tokens > kMaxStepTokens || ms <= 0) return;
+  step_ms_[tokens] = timed_[tokens] ? (1 - w) * step_ms_[tokens] + w * ms : ms;
+  timed_[tokens] = true;
+}
+
+double DraftPolicy::cost_ms(int n) const {
+  n = std::clamp(n, 1, kMaxStepTokens);
+  if (timed_[n]) return step_ms_[n];
+  int lo = n - 1, hi = n + 1;
+  while (lo >= 1 && !timed_[lo]) --lo;
+  while (hi <= kMaxStepTokens && !timed_[hi]) ++hi;
+  if (lo < 1 && hi > kMaxStepTokens) return 0;
+  // Untimed lengths look a little cheaper than their neighbours' line, so each gets tried once.
+  constexpr double kOptimism = 0.9;
+  if (lo >= 1 && hi <= kMaxStepTokens)
+    return kOptimism * (step_ms_[lo] + (step_ms_[hi] - step_ms_[lo]) * (n - lo) / (hi - lo));
+  if (lo >= 1) {
+    // Past the longest timed step: the slope of the timed points, or (only one) 10% per token.
+    int lo2 = lo - 1;
+    while (lo2 >= 1 && !timed_[lo2]) --lo2;
+    const double slope = lo2 >= 1 ? std::max(0.0, (step_ms_[lo] - step_ms_[lo2]) / (lo - lo2)) : 0.1 * step_ms_[lo];
+    return kOptimism * (step_ms_[lo] + slope * (n - lo));
   }
+  return kOptimism * step_ms_[hi] * n / hi;  // below the shortest timed step: proportional
 }
 
 void DraftPolicy::record_verification(DraftSource source, int proposed, int accepted) {
@@ -59,17 +76,35 @@ int DraftPolicy::length(DraftSource source) {
   ++calls_;
   const double a = std::min(acceptance(source), 0.999);
   // Until steps were timed, assume verification is cheap (so that it gets measured).
-  const double base = have_base_ ? base_ms_ : 1.0;
-  const double per = have_per_token_ ? per_token_ms_ : 0.1 * base;
+  const double base = timed_[1] ? step_ms_[1] : 1.0;
+  auto cost = [&](int n) {
+    const double c = cost_ms(n);
+    return c > 0 ? c : base * (1 + 0.1 * (n - 1));
+  };
   int best_k = 0;
-  double best = 1.0 / base;
+  double best = 1.0 / cost(1);
   for (int k = 1; k <= kMaxDraft; ++k) {
-    double rate = (1 - std::pow(a, k + 1)) / (1 - a) / (base + per * k);
+    double rate = (1 - std::pow(a, k + 1)) / (1 - a) / cost(1 + k);
     if (rate > best * 1.02) best = rate, best_k = k;
   }
   if (best_k == 0 && calls_ % 16 == 0) return 1;  // probe
   return best_k;
 }
+
+namespace {
+
+// The most recent earlier occurrence of the longest suffix match (up to kMaxNgram tokens):
+// what followed it (at most max_len), and the match length.
+std::pair<std::vector<int32_t>, int> longest_lookup(std::span<const int32_t> tokens, int max_len) {
+  constexpr int kMaxNgram = 8;
+  for (int ngram = kMaxNgram; ngram >= 1; --ngram) {
+    auto found = prompt_lookup(tokens, ngram, max_len);
+    if (!found.empty()) return {std::move(found), ngram};
+  }
+  return {{}, 0};
+}
+
+}  // namespace
 
 void propose_draft(Sequence& seq, DraftPolicy& policy) {
   seq.draft.clear();
@@ -85,13 +120,13 @@ void propose_draft(Sequence& seq, DraftPolicy& policy) {
     seq.draft_source = DraftSource::Hint;
     return;
   }
-  std::vector<int32_t> found;
-  for (int ngram = 3; ngram >= 1 && found.empty(); --ngram) found = prompt_lookup(seq.tokens, ngram, room);
+  auto [found, match] = longest_lookup(seq.tokens, room);
   if (found.empty()) return;
-  const int len = std::min<int>(policy.length(DraftSource::Lookup), static_cast<int>(found.size()));
+  const DraftSource source = match >= 3 ? DraftSource::LookupLong : DraftSource::Lookup;
+  const int len = std::min<int>(policy.length(source), static_cast<int>(found.size()));
   found.resize(std::max(0, len));
   seq.draft = std::move(found);
-  seq.draft_source = DraftSource::Lookup;
+  seq.draft_source = source;
 }
 
 }  // namespace ghostline::engine::runtime

@@ -83,3 +83,29 @@ TEST_CASE("prompt lookup proposes what followed the last earlier occurrence") {
   CHECK(prompt_lookup(t, 3, 10) == std::vector<int32_t>{7, 8, 5, 1, 2, 3});
   CHECK(prompt_lookup(std::vector<int32_t>{4, 5, 6}, 2, 3).empty());
 }
+
+TEST_CASE("draft policy: the cost curve decides the draft length") {
+  // Verification nearly free (9 tokens cost 1.3 steps): a source right 80% of the time drafts long.
+  DraftPolicy cheap;
+  for (int i = 0; i < 5; ++i) {
+    cheap.record_step(1, 1.0);
+    cheap.record_step(9, 1.3);
+  }
+  for (int i = 0; i < 20; ++i) cheap.record_verification(DraftSource::Hint, 5, 4);
+  CHECK(cheap.cost_ms(1) == doctest::Approx(1.0));
+  CHECK(cheap.cost_ms(5) == doctest::Approx(0.9 * 1.15));  // interpolated, a little optimistic
+  CHECK(cheap.length(DraftSource::Hint) >= 6);
+  // Verification as dear as decoding token by token: nothing pays, apart from a probe now and then.
+  DraftPolicy linear;
+  for (int n = 1; n <= 9; ++n) linear.record_step(n, 1.0 * n);
+  for (int i = 0; i < 20; ++i) linear.record_verification(DraftSource::Lookup, 4, 2);
+  int drafted = 0;
+  for (int i = 0; i < 32; ++i) drafted += linear.length(DraftSource::Lookup) > 0;
+  CHECK(drafted == 2);
+  // A step curve (4 tokens as cheap as 2, 5 much dearer): stops at 4 tokens, i.e. 3 drafted.
+  DraftPolicy steps;
+  const double ms[] = {0, 1.0, 1.2, 1.25, 1.3, 2.6, 2.7, 2.8, 2.9, 3.0};
+  for (int n = 1; n <= 9; ++n) steps.record_step(n, ms[n]);
+  for (int i = 0; i < 20; ++i) steps.record_verification(DraftSource::LookupLong, 4, 3);
+  CHECK(steps.length(DraftSource::LookupLong) == 3);
+}
