@@ -48,9 +48,10 @@ struct Reply::State {
   }
 };
 
-void Reply::operator()(json result) const {
-  if (!state_ || !state_->claim()) return;
+bool Reply::operator()(json result) const {
+  if (!state_ || !state_->claim()) return false;
   state_->core->outbox->send(json{{"jsonrpc", "2.0"}, {"id", state_->id}, {"result", std::move(result)}});
+  return true;
 }
 
 void Reply::error(RpcError e) const {

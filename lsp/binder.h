@@ -59,7 +59,9 @@ class Binder;
 // The answer to one request; copyable, answered at most once.
 class Reply {
  public:
-  void operator()(json result) const;
+  // Sends the result; false when the request was already answered (e.g. -32800 after a
+  // cancellation) and this result was dropped.
+  bool operator()(json result) const;
   void error(RpcError e) const;
   void error(const Error& e) const { error(to_rpc_error(e)); }
   const json& id() const;

@@ -148,6 +148,41 @@ void to_json(json& j, const PublishDiagnosticsParams& p) {
   if (p.version) j["version"] = *p.version;
 }
 
+namespace {
+json stats_json(const completion::CompletionStats& s) {
+  return json{{"source", s.source},           {"promptTokens", s.prompt_tokens}, {"cachedTokens", s.cached_tokens},
+              {"generatedTokens", s.generated_tokens}, {"draftProposed", s.draft_proposed},
+              {"draftAccepted", s.draft_accepted},   {"ttftMs", s.ttft_ms},             {"totalMs", s.total_ms}};
+}
+}  // namespace
+
+void to_json(json& j, const CompletionStatsParams& p) {
+  j = stats_json(p.stats);
+  j["uri"] = p.uri;
+  j["requestId"] = p.requestId;
+  j["method"] = p.method;
+  j["items"] = p.items;
+}
+
+void to_json(json& j, const StatusResult& r) {
+  const completion::ServiceStatus& s = r.status;
+  json answers = json::object();
+  for (const auto& [source, n] : s.answers) answers[source] = n;
+  j = json{{"model", s.model},
+           {"modelName", s.model_name},
+           {"device", s.device},
+           {"loaded", s.loaded},
+           {"loadError", s.load_error},
+           {"kvCapacityTokens", s.kv_capacity_tokens},
+           {"answers", std::move(answers)},
+           {"cancelled", s.cancelled},
+           {"failed", s.failed},
+           {"promptTokens", s.prompt_tokens},
+           {"cachedTokens", s.cached_tokens},
+           {"generatedTokens", s.generated_tokens},
+           {"last", stats_json(s.last)}};
+}
+
 void apply_settings(const json& in, completion::Settings& s) {
   if (!in.is_object()) return;
   const json& j = in.contains("ghostline") && in["ghostline"].is_object() ? in["ghostline"] : in;

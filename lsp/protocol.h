@@ -129,6 +129,20 @@ void from_json(const json& j, DidChangeConfigurationParams& p);
 struct PublishDiagnosticsParams { std::string uri; std::optional<int> version; std::vector<LspDiagnostic> diagnostics; };
 void to_json(json& j, const PublishDiagnosticsParams& p);
 
+// Ghostline's own methods (see server.h). Field names are the service's, in camelCase.
+// ghostline/completionStats: sent after each answered completion request.
+struct CompletionStatsParams {
+  std::string uri;
+  json requestId;                                 // the id of the request that was answered
+  std::string method;                             // textDocument/inlineCompletion or textDocument/completion
+  int items = 0;                                  // suggestions in the answer
+  completion::CompletionStats stats;              // incl. source: engine, engine-first-line, cache, typing-through, none
+};
+void to_json(json& j, const CompletionStatsParams& p);
+// ghostline/status: the service's counters and model facts.
+struct StatusResult { completion::ServiceStatus status; };
+void to_json(json& j, const StatusResult& r);
+
 // Settings from didChangeConfiguration / initializationOptions: `{"ghostline": {...}}` or the
 // object itself; keys model, endpoint, device, maxTokens, temperature, enabledLanguages,
 // completeInComments. Unknown keys are ignored; a mistyped known key throws (InvalidParams).

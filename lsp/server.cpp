@@ -83,6 +83,7 @@ void LspServer::bind_methods() {
                                     [this](const CodeActionParams& p, CancelToken, Reply r) { on_code_action(p, r); });
   binder_.request<CodeAction>("codeAction/resolve",
                               [this](const CodeAction& a, CancelToken c, Reply r) { on_code_action_resolve(a, c, r); });
+  binder_.raw_request("ghostline/status", [this](const json&, CancelToken, Reply r) { on_status(r); });
 }
 
 void LspServer::install_observer() {
@@ -224,7 +225,9 @@ void LspServer::on_inline_completion(const InlineCompletionParams& p, CancelToke
       if (!s.filter_text.empty()) item.filterText = s.filter_text;
       list.items.push_back(std::move(item));
     }
-    reply(json(list));
+    const int items = int(list.items.size());
+    if (!reply(json(list))) return;  // already answered -32800: the client never saw this one
+    if (auto self = weak.lock()) self->completion_stats(uri, reply.id(), "textDocument/inlineCompletion", items, r->stats);
   });
 }
 
@@ -253,8 +256,17 @@ void LspServer::on_completion(const CompletionParams& p, CancelToken cancel, Rep
       item.textEdit = TextEdit{to_range(index, s.replace_start, s.replace_end, enc), s.insert_text};
       list.items.push_back(std::move(item));
     }
-    reply(json(list));
+    const int items = int(list.items.size());
+    if (!reply(json(list))) return;
+    if (auto self = weak.lock()) self->completion_stats(uri, reply.id(), "textDocument/completion", items, r->stats);
   });
+}
+
+void LspServer::on_status(Reply reply) { reply(json(StatusResult{service_.status()})); }
+
+void LspServer::completion_stats(const std::string& uri, const json& request_id, const char* method, int items,
+                                 const completion::CompletionStats& stats) {
+  binder_.notify("ghostline/completionStats", json(CompletionStatsParams{uri, request_id, method, items, stats}));
 }
 
 // ---- quick fixes ----

@@ -8,6 +8,17 @@
 // callbacks (logs, model-load progress, diagnostics) may come from any thread; everything the
 // server sends goes through the Binder's one writer.
 //
+// Ghostline's own methods (for status bars, benchmarks and tests; field names are camelCase):
+//  - request `ghostline/status` (no params) → the service's ServiceStatus: {model, modelName,
+//    device, loaded, loadError, kvCapacityTokens, answers: {source: count}, cancelled, failed,
+//    promptTokens, cachedTokens, generatedTokens, last: <stats>}. Answers are counted by source:
+//    engine, engine-first-line, cache, typing-through, none.
+//  - notification `ghostline/completionStats`, sent after each answered textDocument/inlineCompletion
+//    or textDocument/completion (never for one answered with an error, e.g. -32800 when
+//    superseded): {uri, requestId, method, items, source, promptTokens, cachedTokens,
+//    generatedTokens, draftProposed, draftAccepted, ttftMs, totalMs}. It follows the reply, and
+//    costs one small message: editors show "last latency" from it.
+//
 // Ownership: create with LspServer::create(); the service must outlive the server. Callbacks
 // from the service that arrive after the server is gone are dropped.
 #pragma once
@@ -70,6 +81,9 @@ class LspServer : public std::enable_shared_from_this<LspServer> {
   void on_code_action(const CodeActionParams& p, Reply reply);
   void on_code_action_resolve(const CodeAction& action, CancelToken cancel, Reply reply);
   void on_did_change_configuration(const DidChangeConfigurationParams& p);
+  void on_status(Reply reply);
+  void completion_stats(const std::string& uri, const json& request_id, const char* method, int items,
+                        const completion::CompletionStats& stats);
 
   void log(int type, const std::string& message);
   void progress(const std::string& message, int percent, bool done);

@@ -460,3 +460,85 @@ TEST_CASE("the service's observer becomes logMessage, workDoneProgress and publi
   c.send(json{{"jsonrpc", "2.0"}, {"id", created[0]["id"]}, {"result", nullptr}});
   CHECK(c.count() == before);
 }
+
+TEST_CASE("ghostline/status answers the service's status in camelCase") {
+  testing::TestService service;
+  service.status_value.model = "/models/m";
+  service.status_value.model_name = "m";
+  service.status_value.device = "cpu";
+  service.status_value.loaded = true;
+  service.status_value.kv_capacity_tokens = 4096;
+  service.status_value.answers = {{"engine", 3}, {"typing-through", 5}};
+  service.status_value.cancelled = 7;
+  service.status_value.failed = 1;
+  service.status_value.prompt_tokens = 900;
+  service.status_value.cached_tokens = 800;
+  service.status_value.generated_tokens = 40;
+  service.status_value.last.source = "cache";
+  service.status_value.last.total_ms = 1.5;
+  Client c(service);
+  CHECK(error_code(c.request("ghostline/status", json::object())) == -32002);  // before initialize
+  c.initialize();
+  json r = c.request("ghostline/status", nullptr)["result"];
+  CHECK(r["model"] == "/models/m");
+  CHECK(r["modelName"] == "m");
+  CHECK(r["device"] == "cpu");
+  CHECK(r["loaded"] == true);
+  CHECK(r["loadError"] == "");
+  CHECK(r["kvCapacityTokens"] == 4096);
+  CHECK(r["answers"] == json{{"engine", 3}, {"typing-through", 5}});
+  CHECK(r["cancelled"] == 7);
+  CHECK(r["failed"] == 1);
+  CHECK(r["promptTokens"] == 900);
+  CHECK(r["cachedTokens"] == 800);
+  CHECK(r["generatedTokens"] == 40);
+  CHECK(r["last"]["source"] == "cache");
+  CHECK(r["last"]["totalMs"] == doctest::Approx(1.5));
+  CHECK(r["last"].contains("ttftMs"));
+}
+
+TEST_CASE("ghostline/completionStats follows each answered completion, never a cancelled one") {
+  testing::TestService service;
+  service.suggestions = {completion::Suggestion{"x + 1", 0, 0, ""}};
+  service.stats.source = "engine";
+  service.stats.prompt_tokens = 120;
+  service.stats.cached_tokens = 100;
+  service.stats.generated_tokens = 4;
+  service.stats.ttft_ms = 12.5;
+  service.stats.total_ms = 20.25;
+  Client c(service);
+  c.initialize();
+  c.open("file:///n.py", "y = ");
+  int inline_id = c.send_request("textDocument/inlineCompletion", inline_params("file:///n.py", pos(0, 4)));
+  c.wait_for_id(inline_id);
+  int list_id = c.send_request("textDocument/completion", {{"textDocument", {{"uri", "file:///n.py"}}}, {"position", pos(0, 4)}});
+  c.wait_for_id(list_id);
+  auto stats = c.with_method("ghostline/completionStats");
+  REQUIRE(stats.size() == 2);
+  const json& p = stats[0]["params"];
+  CHECK(p["uri"] == "file:///n.py");
+  CHECK(p["requestId"] == inline_id);
+  CHECK(p["method"] == "textDocument/inlineCompletion");
+  CHECK(p["items"] == 1);
+  CHECK(p["source"] == "engine");
+  CHECK(p["promptTokens"] == 120);
+  CHECK(p["cachedTokens"] == 100);
+  CHECK(p["generatedTokens"] == 4);
+  CHECK(p["ttftMs"] == doctest::Approx(12.5));
+  CHECK(p["totalMs"] == doctest::Approx(20.25));
+  CHECK(stats[1]["params"]["requestId"] == list_id);
+  CHECK(stats[1]["params"]["method"] == "textDocument/completion");
+
+  // A superseded request answers -32800; its late result is dropped and reports nothing.
+  service.hold_completions = true;
+  int first = c.send_request("textDocument/inlineCompletion", inline_params("file:///n.py", pos(0, 4)));
+  int second = c.send_request("textDocument/inlineCompletion", inline_params("file:///n.py", pos(0, 4)));
+  CHECK(error_code(c.wait_for_id(first)) == -32800);
+  service.release();
+  CHECK(c.wait_for_id(second).contains("result"));
+  stats = c.with_method("ghostline/completionStats");
+  REQUIRE(stats.size() == 3);
+  CHECK(stats[2]["params"]["requestId"] == second);
+  // The notification comes after the reply it describes.
+  CHECK(c.last()["method"] == "ghostline/completionStats");
+}

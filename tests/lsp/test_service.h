@@ -29,6 +29,8 @@ class TestService final : public Service {
   std::vector<Suggestion> suggestions;           // offsets relative to the cursor when `relative`
   bool relative = true;
   std::vector<Fix> fixes;
+  CompletionStats stats;                         // sent with every answer
+  ServiceStatus status_value;                    // what status() returns
 
   // Records.
   std::mutex mu;
@@ -59,6 +61,7 @@ class TestService final : public Service {
   }
   void complete(const CompletionRequest& request, CancelToken cancel, Callback<CompletionResult> done) override {
     CompletionResult result;
+    result.stats = stats;
     for (auto s : suggestions) {
       if (relative) {
         s.replace_start += request.cursor;
@@ -88,6 +91,7 @@ class TestService final : public Service {
     for (auto& h : now) {
       if (h.answered->exchange(true)) continue;
       CompletionResult result;
+      result.stats = stats;
       for (auto s : suggestions) {
         if (relative) {
           s.replace_start += h.request.cursor;
@@ -110,6 +114,7 @@ class TestService final : public Service {
     std::lock_guard lock(mu);
     configured.push_back(settings);
   }
+  ServiceStatus status() const override { return status_value; }
   void set_observer(Observer o) override {
     std::lock_guard lock(mu);
     observer = std::move(o);
