@@ -1,0 +1,294 @@
+// End-to-end test of the VS Code extension in real VS Code: code-server (VS Code for the browser,
+// from npm) with the packaged .vsix installed, in Debian's Chromium driven by playwright-core,
+// talking to the real `ghostline lsp` with the embedded model. It opens a Python file, types,
+// waits for the server's ghost text, accepts the next word (our command) and the rest (Tab),
+// saves and checks the file on disk; checks the status bar (model, device, latency), toggling,
+// the log, and that a syntax error offers "Fix with Ghostline" quick fixes.
+//
+//   node e2e.test.js --binary build/ghostline --vsix ghostline.vsix --out DIR
+// Exit 77 (skip) only when Chromium is missing. Writes DIR/vscode-ghost-text.png; with
+// GHOSTLINE_UPDATE_SCREENSHOT=1 also editors/vscode/media/ghost-text.png (the README's).
+"use strict";
+const { spawn, spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const chromium = process.env.GHOSTLINE_CHROMIUM || "/usr/bin/chromium";
+if (!fs.existsSync(chromium)) {
+  console.log(`SKIP: Chromium not found at ${chromium} (Debian package chromium; tools/setup.sh installs it)`);
+  process.exit(77);
+}
+for (const key of ["binary", "vsix", "out"]) if (!args[key]) fail(`missing --${key}`);
+const codeServer = path.join(__dirname, "node_modules", "code-server", "out", "node", "entry.js");
+if (!fs.existsSync(codeServer) || !fs.existsSync(path.join(__dirname, "node_modules", "playwright-core")))
+  fail(`code-server or playwright-core is not installed in ${__dirname} (run tools/setup.sh)`);
+if (!fs.existsSync(args.vsix)) fail(`no extension package at ${args.vsix}`);
+const { chromium: playwright } = require("playwright-core");
+
+const outDir = path.resolve(args.out);
+fs.mkdirSync(outDir, { recursive: true });
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "ghostline-vscode-e2e-"));
+const dirs = { ext: path.join(root, "ext"), data: path.join(root, "data"), config: path.join(root, "config"), ws: path.join(root, "ws") };
+for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+const env = { ...process.env, XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: path.join(root, "xdg-data") };
+
+function fail(message) {
+  console.error(`FAIL: ${message}`);
+  process.exit(1);
+}
+
+// ---- the workspace, the settings, the extension ----
+
+const pyFile = path.join(dirs.ws, "stats.py");
+const pySource = [
+  "import math", "", "", "def mean(values):", "    return sum(values) / len(values)", "", "",
+  "def variance(values):", "    m = mean(values)", "    return sum((v - m) ** 2 for v in values) / len(values)", "", "",
+  "def std(values):", "",
+].join("\n");
+fs.writeFileSync(pyFile, pySource);
+fs.mkdirSync(path.join(dirs.data, "User"), { recursive: true });
+fs.writeFileSync(path.join(dirs.data, "User", "settings.json"), JSON.stringify({
+  "ghostline.binary": path.resolve(args.binary),
+  "workbench.startupEditor": "none",
+  "workbench.tips.enabled": false,
+  "workbench.colorTheme": "Default Dark Modern",
+  "security.workspace.trust.enabled": false,
+  "telemetry.telemetryLevel": "off",
+  "extensions.autoCheckUpdates": false,
+  "extensions.autoUpdate": false,
+  "update.mode": "none",
+  "files.hotExit": "off",
+  "window.commandCenter": false,
+  "editor.minimap.enabled": false,
+  "editor.inlineSuggest.enabled": true,
+  // Only the ghost text: no brackets closed for us, no word-based suggestion widget.
+  "editor.autoClosingBrackets": "never",
+  "editor.autoClosingQuotes": "never",
+  "editor.quickSuggestions": { other: false, comments: false, strings: false },
+  "editor.suggestOnTriggerCharacters": false,
+  "editor.wordBasedSuggestions": "off",
+}, null, 2));
+
+const install = spawnSync(process.execPath, [codeServer, "--extensions-dir", dirs.ext, "--user-data-dir", dirs.data, "--install-extension", path.resolve(args.vsix)], { env, encoding: "utf8" });
+if (install.status !== 0 || !/successfully installed/.test(install.stdout)) fail(`installing the extension failed:\n${install.stdout}\n${install.stderr}`);
+
+// ---- code-server ----
+
+let serverLog = "";
+const server = spawn(process.execPath, [codeServer, "--auth", "none", "--bind-addr", "127.0.0.1:0", "--extensions-dir", dirs.ext,
+  "--user-data-dir", dirs.data, "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+  "--disable-getting-started-override", dirs.ws], { env, stdio: ["ignore", "pipe", "pipe"] });
+const port = new Promise((resolve, reject) => {
+  const onData = (chunk) => {
+    serverLog += chunk;
+    const m = /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(serverLog);
+    if (m) resolve(Number(m[1]));
+  };
+  server.stdout.on("data", onData);
+  server.stderr.on("data", onData);
+  server.on("exit", (code) => reject(new Error(`code-server exited (${code}):\n${serverLog}`)));
+  setTimeout(() => reject(new Error(`code-server did not start in 60 s:\n${serverLog}`)), 60000);
+});
+
+// ---- helpers ----
+
+const t0 = Date.now();
+function log(message) {
+  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${message}`);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// The editor's lines in order (by their position), without ghost text.
+async function documentLines(page) {
+  return page.evaluate(() => {
+    const editor = document.querySelector(".editor-instance .monaco-editor");
+    const lines = [...editor.querySelectorAll(".view-lines .view-line")].map((el) => {
+      const copy = el.cloneNode(true);
+      copy.querySelectorAll("[class*='ghost-text']").forEach((g) => g.remove());
+      return { top: parseFloat(el.style.top), text: copy.textContent.replace(/\u00a0/g, " ") };
+    });
+    return lines.sort((a, b) => a.top - b.top).map((l) => l.text);
+  });
+}
+
+// The ghost text shown: the part on the cursor's line, then any lines below it.
+async function ghostText(page) {
+  return page.evaluate(() => {
+    const editor = document.querySelector(".editor-instance .monaco-editor");
+    const inline = [...editor.querySelectorAll(".view-line [class*='ghost-text-decoration']")].map((e) => e.textContent).join("");
+    const below = [...editor.querySelectorAll(".ghost-text .view-line, .ghost-text-view-zone .view-line")]
+      .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top)).map((e) => e.textContent);
+    return [inline, ...below].join("\n").replace(/\u00a0/g, " ");
+  });
+}
+
+// Waits until the ghost text is non-empty and the same for `stableMs` (answers settle).
+async function settledGhostText(page, timeoutMs) {
+  let previous = "";
+  let since = Date.now();
+  return waitFor("ghost text from the server", async () => {
+    const now = await ghostText(page);
+    if (now !== previous) {
+      previous = now;
+      since = Date.now();
+    }
+    return now.trim().length > 0 && Date.now() - since >= 700 ? now : null;
+  }, timeoutMs);
+}
+
+async function statusText(page) {
+  const item = page.locator('[id="ghostline.ghostline.status"]');
+  return (await item.count()) ? (await item.innerText()).trim() : "";
+}
+
+async function command(page, title) {
+  await page.keyboard.press("F1");
+  await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+  await page.keyboard.type(title);
+  await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`, { timeout: 10000 });
+  await page.keyboard.press("Enter");
+}
+
+function savedLines() {
+  return fs.readFileSync(pyFile, "utf8").split("\n");
+}
+
+async function save(page) {
+  const before = fs.statSync(pyFile).mtimeMs;
+  await page.keyboard.press("Control+S");
+  await waitFor("the file to be saved", () => fs.statSync(pyFile).mtimeMs !== before, 10000);
+}
+
+// ---- the test ----
+
+async function main() {
+  const browser = await playwright.launch({ executablePath: chromium, args: ["--no-sandbox", "--disable-gpu"] });
+  const page = await browser.newPage({ viewport: { width: 960, height: 480 } });
+  try {
+    await run(page);
+  } catch (error) {
+    await page.screenshot({ path: path.join(outDir, "failure.png") }).catch(() => undefined);
+    console.error(`status bar: ${await statusText(page).catch(() => "?")}`);
+    console.error(`ghost text: ${JSON.stringify(await ghostText(page).catch(() => "?"))}`);
+    console.error(`code-server log (tail):\n${serverLog.split("\n").slice(-30).join("\n")}`);
+    const logs = path.join(dirs.data, "logs");
+    for (const f of listFiles(logs).filter((f) => /Ghostline/.test(f))) console.error(`---- ${f}\n${fs.readFileSync(f, "utf8").slice(-4000)}`);
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+function listFiles(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+async function run(page) {
+  const url = `http://127.0.0.1:${await port}/?folder=${encodeURIComponent(dirs.ws)}`;
+  log(`code-server at ${url}`);
+  await page.goto(url);
+  await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
+  const started = await waitFor("the Ghostline status-bar item", async () => { const s = await statusText(page); return /Ghostline/.test(s) && s; }, 60000);
+  log(`workbench up; status bar: ${JSON.stringify(started)}`);
+
+  // Open stats.py through Quick Open.
+  await page.keyboard.press("Control+P");
+  await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+  await page.keyboard.type("stats.py");
+  await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="stats.py"]', { timeout: 15000 });
+  await page.keyboard.press("Enter");
+  await waitFor("stats.py in the editor", async () => (await documentLines(page).catch(() => [])).includes("def std(values):"), 20000);
+  log("stats.py open");
+
+  // Type the body of std() and wait for the server's suggestion (the first one loads the model).
+  await page.keyboard.press("Control+End");
+  const typed = "    return ";
+  await page.keyboard.type(typed, { delay: 40 });
+  const ghost = await settledGhostText(page, 60000);
+  log(`ghost text: ${JSON.stringify(ghost)}`);
+  if (ghost.includes("\n")) log("(a multi-line suggestion)");
+
+  // The status bar names the model and the device and times the last completion.
+  const status = await waitFor("model, device and latency in the status bar",
+    async () => { const s = await statusText(page); return /Ghostline · [\w.-]+ · (cpu|cuda\S*) · [\d.]+ ms/.test(s) && s; }, 20000);
+  log(`status bar: ${JSON.stringify(status)}`);
+
+  await page.screenshot({ path: path.join(outDir, "vscode-ghost-text.png") });
+  if (process.env.GHOSTLINE_UPDATE_SCREENSHOT === "1") {
+    const target = path.join(__dirname, "..", "..", "..", "editors", "vscode", "media", "ghost-text.png");
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(path.join(outDir, "vscode-ghost-text.png"), target);
+    log(`screenshot written to ${target}`);
+  }
+
+  // Accept the next word (ghostline.acceptNextWord, Ctrl+Right), save, and read the file.
+  const lastLine = pySource.split("\n").length - 1;  // 0-based index of the line we type on
+  const word = /^\s*[\p{L}\p{N}_$]+|^\s*[^\s\p{L}\p{N}_$]+/u.exec(ghost)[0];
+  await page.keyboard.press("Control+ArrowRight");
+  await waitFor("the next word in the document", async () => (await documentLines(page))[lastLine] === typed + word, 10000);
+  await save(page);
+  if (savedLines()[lastLine] !== typed + word) fail(`after accepting the next word the line is ${JSON.stringify(savedLines()[lastLine])}, expected ${JSON.stringify(typed + word)}`);
+  log(`accepted the next word: ${JSON.stringify(word)}`);
+
+  // The rest is still suggested; Tab accepts it all.
+  const rest = await settledGhostText(page, 20000);
+  await page.keyboard.press("Tab");
+  const expected = (typed + word + rest).split("\n");
+  await waitFor("the accepted suggestion in the document", async () => (await documentLines(page))[lastLine] === expected[0], 10000);
+  await save(page);
+  const after = savedLines().slice(lastLine, lastLine + expected.length);
+  if (JSON.stringify(after) !== JSON.stringify(expected))
+    fail(`after Tab the file has ${JSON.stringify(after)}, expected ${JSON.stringify(expected)}`);
+  log(`accepted the rest: ${JSON.stringify(rest)}`);
+
+  // A syntax error: the server's diagnostic, and its "Fix with Ghostline" quick fix.
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Home");
+  await page.keyboard.type("total = (1 +", { delay: 20 });
+  await page.keyboard.press("Escape");
+  await page.waitForSelector(".editor-instance .squiggly-error", { timeout: 20000 });
+  await page.keyboard.press("Control+.");
+  const fix = await page.waitForSelector('.action-widget .monaco-list-row:has-text("Fix with Ghostline")', { timeout: 20000 });
+  log(`quick fix offered: ${JSON.stringify((await fix.innerText()).trim())}`);
+  await page.keyboard.press("Escape");
+
+  // Toggle completions off and on: the status bar follows.
+  await command(page, "Ghostline: Toggle Completions");
+  await waitFor("the status bar to show completions off", async () => !/ · /.test(await statusText(page)), 10000);
+  await command(page, "Ghostline: Toggle Completions");
+  await waitFor("the status bar to show completions on", async () => / · /.test(await statusText(page)), 10000);
+  log("toggled off and on");
+
+  // The log shows the server's own lines.
+  await command(page, "Ghostline: Show Log");
+  await waitFor("the server's model-load line in the Ghostline log", async () =>
+    page.evaluate(() => /loaded\son/.test(document.querySelector(".part.panel")?.textContent ?? "")), 15000);
+  log("log shows the server's lines");
+}
+
+main().then(() => {
+  log("PASS");
+  server.kill();
+  fs.rmSync(root, { recursive: true, force: true });
+  process.exit(0);
+}, (error) => {
+  console.error(`FAIL: ${error.stack || error}`);
+  server.kill();
+  process.exit(1);
+});
