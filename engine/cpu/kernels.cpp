@@ -93,6 +93,11 @@ void p_gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64
     }
 }
 
+void p_softmax_scaled(float* x, int64_t n, float scale) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+  softmax(x, n);
+}
+
 void p_bf16_to_f32(const uint16_t* in, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
 }
@@ -103,8 +108,8 @@ void p_axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-const Kernels kPortable = {p_dot_f32,     p_gemm_nt_f32, p_gemm_nt_bf16, p_gemm_nt_f16,
-                           p_gemm_nn_acc, p_bf16_to_f32, p_f16_to_f32,   p_axpy};
+const Kernels kPortable = {p_dot_f32,     p_gemm_nt_f32,    p_gemm_nt_bf16, p_gemm_nt_f16, p_gemm_nn_acc,
+                           p_softmax_scaled, p_bf16_to_f32, p_f16_to_f32,  p_axpy};
 
 }  // namespace
 
@@ -160,6 +165,8 @@ void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t
                  int64_t ldy) {
   kernels().gemm_nn_acc(a, lda, T, b, ldb, P, C, y, ldy);
 }
+
+void softmax_scaled(float* x, int64_t n, float scale) { kernels().softmax_scaled(x, n, scale); }
 
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, const float* bias, float* y) {
   const MatmulJob job{x, T, &w, bias, y};

@@ -78,8 +78,12 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs);
 void rmsnorm(const float* x, const float* weight, int64_t n, float eps, float* y);
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul(float* gate, const float* up, int64_t n);
-// In-place softmax over n values.
+// In-place softmax over n values (std::exp, as the reference; routers use it).
 void softmax(float* x, int64_t n);
+// In-place softmax of scale * x over n values, for attention: the AVX2 version has its own
+// vectorised exp (within 2 ulp of std::exp); the same values give the same bits, whatever else
+// is in the batch.
+void softmax_scaled(float* x, int64_t n, float scale);
 
 // Measured read bandwidth of this machine (GB/s), reading a buffer of `bytes` over the pool.
 double measure_read_bandwidth(ThreadPool& pool, int64_t bytes);

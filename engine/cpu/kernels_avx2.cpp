@@ -9,6 +9,7 @@
 // a few tokens cost little more than over one. The reduction order is fixed (kernels_isa.h).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/cpu/kernels_isa.h"
@@ -158,6 +159,65 @@ void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t
   for (; t < T; ++t) nn_cols<1>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
 }
 
+// exp(x) for x <= 0 (arguments below -87.3 give exp(-87.3), about 1e-38): x = n ln2 + r with
+// |r| <= ln2 / 2, e^r by its Taylor series to r^7 (error under 2e-8 relative), times 2^n.
+inline __m256 exp_nonpositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+void softmax_scaled(float* x, int64_t n, float scale) {
+  if (n <= 0) return;
+  const __m256 sv = _mm256_set1_ps(scale);
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
+    _mm256_storeu_ps(x + i, v);
+    mv = _mm256_max_ps(mv, v);
+  }
+  float m = -INFINITY;
+  for (; i < n; ++i) {
+    x[i] *= scale;
+    m = std::max(m, x[i]);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  for (float l : lanes) m = std::max(m, l);
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 sum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float s = hsum(sum);
+  if (i < n) {  // the tail through the same exp, in one masked-off vector
+    alignas(32) float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j] - m;
+    _mm256_store_ps(tail, exp_nonpositive(_mm256_load_ps(tail)));
+    for (int64_t j = i; j < n; ++j) {
+      x[j] = tail[j - i];
+      s += x[j];
+    }
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / s);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= 1.0f / s;
+}
+
 void bf16_to_f32(const uint16_t* in, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, LoadBf16::load8(in + i));
@@ -176,7 +236,8 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = fma1(a, x[i], y[i]);
 }
 
-const Kernels kAvx2 = {dot_f32, gemm_nt<LoadF32>, gemm_nt<LoadBf16>, gemm_nt<LoadF16>, gemm_nn_acc, bf16_to_f32, f16_to_f32, axpy};
+const Kernels kAvx2 = {dot_f32,        gemm_nt<LoadF32>, gemm_nt<LoadBf16>, gemm_nt<LoadF16>, gemm_nn_acc,
+                       softmax_scaled, bf16_to_f32,      f16_to_f32,        axpy};
 
 }  // namespace
 

@@ -28,6 +28,8 @@ struct Kernels {
   // y[t * ldy + c] += sum over p < P of a[t * lda + p] * b[p * ldb + c], for t < T, c < C.
   void (*gemm_nn_acc)(const float* a, int64_t lda, int64_t T, const float* b, int64_t ldb, int64_t P, int64_t C, float* y,
                       int64_t ldy);
+  // x[i] = exp(scale * x[i] - max) / sum over the n values (attention probabilities).
+  void (*softmax_scaled)(float* x, int64_t n, float scale);
   void (*bf16_to_f32)(const uint16_t* in, float* out, int64_t n);
   void (*f16_to_f32)(const uint16_t* in, float* out, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);

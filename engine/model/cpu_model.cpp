@@ -126,9 +126,7 @@ void CpuModel::attend(int l, const SequenceStep& s, const float* q, int64_t ldq,
     cpu::gemm_nt_f32(q, ldq, nq, block_base(p0 / B) + key_off, kvd, np, K, scores.data() + p0, lds);
   }
   for (int i = 0; i < nq; ++i) {
-    float* si = scores.data() + static_cast<int64_t>(i) * lds;
-    for (int p = 0; p < limits[i]; ++p) si[p] *= softmax_scale_;
-    cpu::softmax(si, limits[i]);
+    cpu::softmax_scaled(scores.data() + static_cast<int64_t>(i) * lds, limits[i], softmax_scale_);
   }
   for (int i = 0; i < nq; ++i) std::fill(out + i * ldo, out + i * ldo + C, 0.0f);
   // [p0, p1) for queries [i0, i1): block by block, so each value row is read once for them all.

@@ -155,6 +155,30 @@ TEST_CASE("rmsnorm, softmax, silu") {
   for (int i = 0; i < 5; ++i) CHECK(g[i] == doctest::Approx(x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * w[i]).epsilon(1e-6));
 }
 
+TEST_CASE("softmax_scaled matches a double-precision softmax, both ISAs") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 8.0f);
+  for (bool portable : {false, true}) {
+    force_portable_kernels(portable);
+    for (int64_t n : {1, 7, 8, 37, 600}) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = nd(rng);
+      if (n > 2) x[1] = -1e4f;  // far below the max: exp underflows
+      const float scale = 0.37f;
+      std::vector<float> y = x;
+      softmax_scaled(y.data(), n, scale);
+      double m = -1e300, z = 0;
+      for (float v : x) m = std::max(m, static_cast<double>(v * scale));
+      for (float v : x) z += std::exp(static_cast<double>(v * scale) - m);
+      double worst = 0;
+      for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(std::exp(static_cast<double>(x[i] * scale) - m) / z - y[i]));
+      INFO("n=" << n << " isa " << kernel_isa());
+      CHECK(worst < 1e-6);
+    }
+  }
+  force_portable_kernels(false);
+}
+
 TEST_CASE("thread pool: run_tasks runs every task once") {
   ThreadPool pool(3);
   for (int rep = 0; rep < 200; ++rep) {
