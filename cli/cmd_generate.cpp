@@ -82,10 +82,7 @@ int cmd_generate(const Argv& argv) {
     return fail(cmd, make_error(ErrorCode::InvalidArgument, "give the prompt as --prompt TEXT or --ids 1,2,3 (one of them)"));
 
   engine::LoadOptions lo;
-  const std::string dev = args->get_or("device", "cpu");
-  if (dev == "cpu" || dev == "auto") lo.device = engine::Device::Cpu;
-  else if (dev.rfind("cuda", 0) == 0) lo.device = engine::Device::Cuda;
-  else return fail(cmd, make_error(ErrorCode::InvalidArgument, "--device must be auto, cpu or cuda[:N], not '" + dev + "'"));
+  if (auto d = engine::parse_device(args->get_or("device", "auto"), lo); !d) return fail(cmd, d.error());
   lo.threads = *threads;
   const std::string model_path = args->get_or("model", default_model_dir());
   // The tokenizer is needed for --prompt; with --ids it only decodes the output, when present.

@@ -1,6 +1,7 @@
 // `ghostline logits` and `ghostline info`: load a model (a directory or dummy:CONFIG.json) and
 // print the last position's float32 logits for given ids, or the model's facts and memory needs.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -16,14 +17,21 @@ namespace {
 
 Expected<engine::LoadOptions> load_options(const Args& args) {
   engine::LoadOptions o;
-  std::string dev = args.get_or("device", "cpu");
-  if (dev == "cpu" || dev == "auto") o.device = engine::Device::Cpu;
-  else if (dev.rfind("cuda", 0) == 0) o.device = engine::Device::Cuda;
-  else return make_error(ErrorCode::InvalidArgument, "--device must be auto, cpu or cuda[:N], not '" + dev + "'");
+  if (auto d = engine::parse_device(args.get_or("device", "auto"), o); !d) return d.error();
   auto threads = args.get_int("threads", 0);
   if (!threads) return threads.error();
   o.threads = *threads;
   return o;
+}
+
+// MemAvailable from /proc/meminfo, or 0.
+int64_t host_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kb = 0;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
 }
 
 Expected<std::vector<int32_t>> parse_ids(const std::string& text, int vocab) {
@@ -97,7 +105,12 @@ int cmd_info(const Argv& argv) {
   j["weight_bytes"] = i.weight_bytes;
   j["kv_bytes_per_token"] = i.kv_bytes_per_token;
   j["kv_bytes_full_context"] = i.kv_bytes_per_token * static_cast<int64_t>(i.max_context);
-  j["device"] = "cpu";
+  j["device"] = i.device == engine::Device::Cuda ? "cuda" : "cpu";
+  // Tokens of KV cache that fit in the memory left for it (the GPU's, or the host's on the CPU).
+  const int64_t kv_memory = i.kv_memory_bytes > 0 ? i.kv_memory_bytes : host_available_bytes();
+  const int64_t kv_tokens = i.kv_bytes_per_token > 0 ? kv_memory / i.kv_bytes_per_token : 0;
+  j["kv_memory_bytes"] = kv_memory;
+  j["kv_capacity_tokens"] = kv_tokens;
   if (args->has("json")) {
     std::cout << j.dump() << "\n";
     return 0;
@@ -112,6 +125,9 @@ int cmd_info(const Argv& argv) {
   std::printf("weights             %s, %lld bytes (%s)\n", i.weight_dtype.c_str(), static_cast<long long>(i.weight_bytes), mib(i.weight_bytes).c_str());
   std::printf("KV cache            %lld bytes per token (float32), %s at the full context\n",
               static_cast<long long>(i.kv_bytes_per_token), mib(i.kv_bytes_per_token * static_cast<int64_t>(i.max_context)).c_str());
+  std::printf("device              %s\n", i.device == engine::Device::Cuda ? "cuda" : "cpu");
+  std::printf("KV capacity         %lld tokens in %s of free %s memory\n", static_cast<long long>(kv_tokens), mib(kv_memory).c_str(),
+              i.device == engine::Device::Cuda ? "GPU" : "host");
   return 0;
 }
 

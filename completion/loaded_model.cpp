@@ -36,14 +36,8 @@ Expected<std::shared_ptr<const LoadedModel>> load_model_for_completion(const std
 
   engine::LoadOptions load;
   load.threads = options.threads;
-  if (options.device == "cpu" || options.device == "auto") {
-    load.device = engine::Device::Cpu;
-  } else if (options.device.rfind("cuda", 0) == 0) {
-    load.device = engine::Device::Cuda;
-    if (options.device.size() > 5 && options.device[4] == ':') load.device_index = std::atoi(options.device.c_str() + 5);
-  } else {
+  if (auto d = engine::parse_device(options.device, load); !d)
     return make_error(ErrorCode::InvalidArgument, "device must be auto, cpu or cuda[:N], not '" + options.device + "'");
-  }
   auto eng = engine::open_engine(path, load, options.engine);
   if (!eng) return make_error(eng.error().code, "model '" + path + "': " + eng.error().message);
 

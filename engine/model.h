@@ -35,6 +35,8 @@ struct ModelInfo {
   int64_t kv_bytes_per_token = 0;    // over all layers, in the backend's KV dtype
   std::string weight_dtype;          // "bf16", "f32", "f16" (as loaded)
   Device device = Device::Cpu;
+  int64_t kv_memory_bytes = 0;       // memory left for the KV pool (CUDA: free GPU memory after the
+                                     // weights, less a reserve); 0 = the host's free memory
 };
 
 // One sequence's part of a step. Its new tokens take positions n_past .. n_past + n_new - 1.
@@ -85,5 +87,12 @@ struct LoadOptions {
   uint64_t dummy_seed = 1234;
 };
 Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options);
+
+// Whether this process can run models on a CUDA device: a build with the CUDA backend and at
+// least one device the driver reports. Cheap after the first call; never fails.
+bool cuda_available();
+// "auto" (CUDA when cuda_available(), else the CPU), "cpu", "cuda" or "cuda:N" -> device and
+// index in `options`; anything else is InvalidArgument.
+Expected<void> parse_device(const std::string& text, LoadOptions& options);
 
 }  // namespace ghostline::engine

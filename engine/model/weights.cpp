@@ -295,6 +295,11 @@ Expected<ModelWeights> load_weights(const ModelConfig& cfg, std::unique_ptr<Tens
   return load_all(cfg, storage.store.get(), storage, 0);
 }
 
+Expected<ModelWeights> count_weights(const ModelConfig& cfg) {
+  WeightStorage none;
+  return load_all(cfg, nullptr, none, 0, /*count_only=*/true);
+}
+
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage) {
   // Random weights live in memory: refuse, with the numbers, what this machine cannot hold.
   auto need = load_all(cfg, nullptr, storage, seed, /*count_only=*/true);

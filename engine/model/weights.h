@@ -78,5 +78,8 @@ struct WeightStorage {
 Expected<ModelWeights> load_weights(const ModelConfig& cfg, std::unique_ptr<TensorStore> store, WeightStorage& storage);
 // Random weights of `cfg`'s shapes (bf16 unless the config says float32), norms at 1.
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage);
+// Only the counts (params_total, params_active, bytes, dtype) of dummy_weights, allocating nothing:
+// for backends that draw their random weights themselves.
+Expected<ModelWeights> count_weights(const ModelConfig& cfg);
 
 }  // namespace ghostline::engine::model

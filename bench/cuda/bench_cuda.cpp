@@ -1,0 +1,272 @@
+// bench_cuda: the CUDA backend at real model shapes (dummy:CONFIG.json, random bf16 weights):
+// prefill tokens/s at 512 / 2,048 / 8,192 tokens (time to first token = one forward of the whole
+// prompt, logits of its last token on the host), decode tokens/s at batch 1 / 8 / 32 with 2,048
+// tokens of context, and the cost of verifying k = 1..8 drafted tokens in one forward. Each decode
+// number is printed beside the memory-bandwidth bound: bytes a step must read (weights of the
+// active parameters: dense parts once per step, routed experts as many distinct ones as B tokens
+// pick under uniform routing; plus every sequence's KV cache) over the measured read bandwidth.
+//   bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] CONFIG.json ...
+// Timings are wall-clock medians around Model::forward (which returns after the logits are on
+// the host), after warm-up steps that also capture the CUDA graphs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/cuda/bandwidth.h"
+#include "engine/cuda/cuda_model.h"
+#include "engine/model.h"
+#include "engine/model/config.h"
+#include "kernels/kernels.h"
+
+using namespace ghostline;
+using namespace ghostline::engine;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kBlock = 16;
+constexpr int kContext = 2048;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+std::string today() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+struct Bench {
+  Model& m;
+  int V;
+  uint32_t rng = 12345;
+  int token() {
+    rng = rng * 1664525u + 1013904223u;
+    return static_cast<int>((rng >> 8) % static_cast<uint32_t>(V));
+  }
+  // Milliseconds of one forward.
+  double run(const StepBatch& b) {
+    std::vector<float> logits;
+    const auto t0 = Clock::now();
+    auto r = m.forward(b, logits);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!r) {
+      std::fprintf(stderr, "bench_cuda: forward failed: %s\n", r.error().message.c_str());
+      std::exit(1);
+    }
+    return ms;
+  }
+};
+
+std::vector<int32_t> blocks(int first, int tokens) {
+  std::vector<int32_t> t((tokens + kBlock - 1) / kBlock);
+  std::iota(t.begin(), t.end(), first);
+  return t;
+}
+
+// Bytes one decode step of B tokens must read (see the file comment).
+double step_bytes(const model::ModelConfig& c, const ModelInfo& info, int B, int context) {
+  const double wbytes = info.weight_dtype == "bf16" ? 2.0 : 4.0;
+  double active = static_cast<double>(info.params_active) * wbytes;
+  int moe_layers = 0;
+  for (int l = 0; l < c.n_layers; ++l) moe_layers += c.layer_is_moe(l);
+  const double expert = 3.0 * c.hidden_size * c.moe_intermediate_size * wbytes;
+  if (moe_layers > 0 && c.n_experts > 0) {
+    const double E = c.n_experts, K = c.n_experts_per_tok;
+    const double distinct = E * (1.0 - std::pow(1.0 - K / E, B));
+    active += moe_layers * (distinct - K) * expert;
+  }
+  return active + static_cast<double>(B) * context * info.kv_bytes_per_token;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out_path, commit = "unknown";
+  int reps = 20;
+  bool variants = false;
+  std::vector<std::string> configs;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--out" && i + 1 < argc) out_path = argv[++i];
+    else if (a == "--commit" && i + 1 < argc) commit = argv[++i];
+    else if (a == "--reps" && i + 1 < argc) reps = std::max(3, std::atoi(argv[++i]));
+    else if (a == "--variants") variants = true;
+    else configs.push_back(a);
+  }
+  if (configs.empty()) {
+    std::fprintf(stderr, "usage: bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] CONFIG.json ...\n");
+    return 2;
+  }
+  if (!cuda_available()) {
+    std::fprintf(stderr, "bench_cuda: no usable CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  const auto bw = bench::measure_bandwidth(int64_t{2} << 30);
+  std::printf("bench_cuda on %s: memory bandwidth %.0f GB/s read, %.0f GB/s copy (read + write)\n", prop.name, bw.read_gbs, bw.copy_gbs);
+  nlohmann::json J;
+  J["date"] = today();
+  J["gpu"] = prop.name;
+  J["commit"] = commit;
+  J["command"] = "bench_cuda --reps " + std::to_string(reps) + (variants ? " --variants" : "") + " <configs>";
+  J["bandwidth_gbs"] = {{"read", bw.read_gbs}, {"copy", bw.copy_gbs}};
+
+  for (const auto& path : configs) {
+    auto cfg = model::load_config(path);
+    if (!cfg) {
+      std::fprintf(stderr, "bench_cuda: %s\n", cfg.error().message.c_str());
+      return 1;
+    }
+    LoadOptions o;
+    o.device = Device::Cuda;
+    const auto t_load = Clock::now();
+    auto loaded = load_model("dummy:" + path, o);
+    if (!loaded) {
+      std::fprintf(stderr, "bench_cuda: %s: %s\n", path.c_str(), loaded.error().message.c_str());
+      return 1;
+    }
+    const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+    Model& m = **loaded;
+    const ModelInfo& info = m.info();
+    Bench b{m, info.vocab_size};
+    const std::string name = std::filesystem::path(path).stem().string();
+    std::printf("\n%s: %s, %.2fB parameters (%.2fB active), weights %.1f GiB %s, KV %lld bytes/token; loaded in %.1f s\n", name.c_str(),
+                info.architecture.c_str(), info.params_total / 1e9, info.params_active / 1e9, info.weight_bytes / 1073741824.0,
+                info.weight_dtype.c_str(), static_cast<long long>(info.kv_bytes_per_token), load_s);
+
+    // KV pool: prefill region (8,192 tokens) + 32 decode sequences of 2K context + room to grow.
+    const int prefill_max = std::min(8192, info.max_context);
+    const int seq_blocks = (kContext + 96) / kBlock;
+    const int pool = prefill_max / kBlock + 32 * seq_blocks + 8;
+    if (auto r = m.allocate_kv(kBlock, pool); !r) {
+      std::fprintf(stderr, "bench_cuda: %s\n", r.error().message.c_str());
+      return 1;
+    }
+    nlohmann::json M;
+    M["config"] = path;
+    M["architecture"] = info.architecture;
+    M["params_total"] = info.params_total;
+    M["params_active"] = info.params_active;
+    M["weight_bytes"] = info.weight_bytes;
+    M["kv_bytes_per_token"] = info.kv_bytes_per_token;
+    M["load_s"] = load_s;
+
+    // Prefill (time to first token of a fresh prompt).
+    std::printf("  prefill   tokens   ms (TTFT)   tok/s\n");
+    for (int L : {512, 2048, 8192}) {
+      if (L > prefill_max) continue;
+      StepBatch sb;
+      for (int i = 0; i < L; ++i) sb.tokens.push_back(b.token());
+      SequenceStep s;
+      s.n_new = L;
+      s.block_table = blocks(0, L);
+      sb.seqs.push_back(s);
+      b.run(sb);
+      std::vector<double> t;
+      for (int r = 0; r < std::max(3, reps / 5); ++r) t.push_back(b.run(sb));
+      const double ms = median(t);
+      std::printf("            %6d   %9.2f   %9.0f\n", L, ms, L * 1000.0 / ms);
+      M["prefill"].push_back({{"tokens", L}, {"ms", ms}, {"tok_s", L * 1000.0 / ms}});
+      if (L == 2048) M["ttft_2048_ms"] = ms;
+    }
+
+    // Decode at 2K context: one 2,048-token prefill, its blocks copied to the other sequences.
+    const int dec_first = prefill_max / kBlock;
+    std::vector<std::vector<int32_t>> tables;
+    for (int q = 0; q < 32; ++q) tables.push_back(blocks(dec_first + q * seq_blocks, seq_blocks * kBlock));
+    {
+      StepBatch sb;
+      for (int i = 0; i < kContext; ++i) sb.tokens.push_back(b.token());
+      SequenceStep s;
+      s.n_new = kContext;
+      s.block_table = tables[0];
+      sb.seqs.push_back(s);
+      b.run(sb);
+      for (int q = 1; q < 32; ++q)
+        for (int k = 0; k < kContext / kBlock; ++k) m.copy_kv_block(tables[0][k], tables[q][k]);
+    }
+    auto decode = [&](int B) {
+      std::vector<double> t;
+      for (int i = 0; i < reps + 3; ++i) {
+        StepBatch sb;
+        for (int q = 0; q < B; ++q) {
+          sb.tokens.push_back(b.token());
+          SequenceStep s;
+          s.n_past = kContext + i;
+          s.n_new = 1;
+          s.block_table = tables[q];
+          sb.seqs.push_back(s);
+        }
+        const double ms = b.run(sb);
+        if (i >= 3) t.push_back(ms);
+      }
+      return median(t);
+    };
+    std::printf("  decode    batch   step ms   tok/s   bound tok/s   of bound\n");
+    for (int B : {1, 8, 32}) {
+      const double ms = decode(B);
+      const double bound = B * bw.read_gbs * 1e9 / step_bytes(*cfg, info, B, kContext);
+      const double tps = B * 1000.0 / ms;
+      std::printf("            %5d   %7.3f   %7.0f   %11.0f   %7.0f%%\n", B, ms, tps, bound, 100.0 * tps / bound);
+      M["decode"].push_back({{"batch", B}, {"context", kContext}, {"step_ms", ms}, {"tok_s", tps}, {"bound_tok_s", bound},
+                             {"fraction_of_bound", tps / bound}});
+    }
+    if (variants) {
+      // Batch 1 without programmatic dependent launch, and without CUDA graphs.
+      kernels::set_pdl(false);
+      cuda::set_cuda_model_options(m, {true, 64});
+      const double no_pdl = decode(1);
+      kernels::set_pdl(true);
+      cuda::set_cuda_model_options(m, {false, 64});
+      const double eager = decode(1);
+      cuda::set_cuda_model_options(m, {true, 64});
+      std::printf("  batch 1 variants: no PDL %.3f ms (%.0f tok/s), no graphs %.3f ms (%.0f tok/s)\n", no_pdl, 1000.0 / no_pdl, eager,
+                  1000.0 / eager);
+      M["decode_variants_batch1"] = {{"no_pdl_step_ms", no_pdl}, {"no_graphs_step_ms", eager}};
+    }
+
+    // Verification of k drafted tokens in one forward (every row of logits), k interleaved.
+    std::vector<std::vector<double>> vt(9);
+    for (int r = 0; r < std::max(5, reps / 2); ++r)
+      for (int k = 1; k <= 8; ++k) {
+        StepBatch sb;
+        for (int i = 0; i < k; ++i) sb.tokens.push_back(b.token());
+        SequenceStep s;
+        s.n_past = kContext;
+        s.n_new = k;
+        s.block_table = tables[0];
+        s.all_logits = true;
+        sb.seqs.push_back(s);
+        vt[k].push_back(b.run(sb));
+      }
+    std::printf("  verify k:");
+    for (int k = 1; k <= 8; ++k) std::printf(" %d=%.2fms", k, median(vt[k]));
+    std::printf("  (k=8 / k=1 = %.2f)\n", median(vt[8]) / median(vt[1]));
+    for (int k = 1; k <= 8; ++k) M["verify"].push_back({{"k", k}, {"ms", median(vt[k])}, {"ratio_to_k1", median(vt[k]) / median(vt[1])}});
+    const auto st = cuda::cuda_model_stats(m);
+    M["graphs"] = {{"captures", st.graph_captures}, {"replays", st.graph_replays}, {"error", st.graph_error}};
+    if (!st.graph_error.empty()) std::printf("  CUDA graphs were turned off: %s\n", st.graph_error.c_str());
+    J["models"].push_back(M);
+    loaded->reset();
+  }
+  if (!out_path.empty()) {
+    std::ofstream(out_path) << J.dump(1) << "\n";
+    std::printf("\nwrote %s\n", out_path.c_str());
+  }
+  return 0;
+}

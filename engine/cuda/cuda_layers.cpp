@@ -1,0 +1,307 @@
+// The blocks of a step on the GPU, for both paths (Ctx::decode): embedding -> L x (RMSNorm,
+// attention, RMSNorm, experts) -> final RMSNorm -> lm_head. The residual add is fused into the
+// next RMSNorm (with the experts' weighted sum), so each layer ends in one row-wise kernel.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "engine/cuda/cuda_model_impl.h"
+#include "kernels/blas.h"
+
+namespace ghostline::engine::cuda {
+
+namespace {
+const uint8_t* byte_at(const void* p, int64_t elems, DType dt) { return static_cast<const uint8_t*>(p) + elems * kernels::dtype_size(dt); }
+}  // namespace
+
+kernels::RouteParams CudaModel::route_params(const DeviceLayer& L) const {
+  kernels::RouteParams rp;
+  rp.E = L.E;
+  rp.K = L.K;
+  rp.S = L.S;
+  const bool deepseek = cfg_.arch == model::Arch::DeepseekV2;
+  rp.n_group = cfg_.n_group;
+  rp.topk_group = cfg_.topk_group;
+  rp.group_limited = deepseek && cfg_.topk_method == "group_limited_greedy";
+  rp.renormalize = !deepseek && cfg_.norm_topk_prob;
+  rp.scale = deepseek ? static_cast<float>(cfg_.routed_scaling_factor) : 1.0f;
+  return rp;
+}
+
+// y[T, N] = x[T, K] · W^T (+ bias): skinny kernel on the decode path, cuBLAS otherwise.
+void CudaModel::linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy) {
+  const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+  if (c.decode) {
+    kernels::Skinny s;
+    s.w = w.p, s.wt = dt_, s.ldw = K;
+    s.x = x, s.ldx = ldx;
+    s.y = y, s.ldy = ldy;
+    s.bias = bias;
+    s.N = N, s.K = K, s.T = T;
+    kernels::skinny_gemm(s, stream_);
+    return;
+  }
+  const void* A = x;
+  int64_t lda = ldx;
+  if (dt_ == DType::BF16) {
+    kernels::convert_rows(x, ldx, T, K, c.ws->gin, dt_, K, stream_);
+    A = c.ws->gin;
+    lda = K;
+  }
+  kernels::gemm(blas_, T, N, K, A, lda, w.p, K, true, dt_, y, ldy);
+  if (bias) kernels::add_bias(y, ldy, T, N, bias, stream_);
+}
+
+Expected<void> CudaModel::layers(const Ctx& c) {
+  Workspace& ws = *c.ws;
+  const int D = cfg_.hidden_size, T = c.T;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  kernels::embed_rows(w_.embed.p, dt_, D, ws.ids(), T, ws.x, stream_);
+  kernels::residual_rmsnorm(ws.x, nullptr, {}, w_.layers[0].input_norm, eps, ws.h, T, D, stream_);
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    const DeviceLayer& L = w_.layers[l];
+    auto a = cfg_.is_mla() ? attention_mla(c, l) : attention_gqa(c, l);
+    if (!a) return a;
+    kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
+    if (auto f = ffn(c, l); !f) return f;
+    kernels::MoeSum sum{ws.pair_out, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
+    const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
+    kernels::residual_rmsnorm(ws.x, nullptr, sum, next, eps, ws.h, T, D, stream_);
+  }
+  kernels::gather_rows(ws.h, D, ws.rows(), c.R, D, ws.hfinal, D, stream_);
+  Ctx head = c;
+  head.decode = c.decode || c.R <= 16;  // a few rows: the skinny kernel reads lm_head once, in float32
+  linear(head, w_.lm_head, nullptr, ws.hfinal, D, c.R, ws.logits, cfg_.vocab_size);
+  return ok();
+}
+
+// ---- attention -------------------------------------------------------------------------------
+
+Expected<void> CudaModel::attention_mla(const Ctx& c, int l) {
+  Workspace& ws = *c.ws;
+  const DeviceLayer& L = w_.layers[l];
+  const int T = c.T, D = cfg_.hidden_size, H = cfg_.n_heads;
+  const int n = cfg_.qk_nope_head_dim, p = cfg_.qk_rope_head_dim, r = cfg_.kv_lora_rank, vd = cfg_.v_head_dim;
+  const int Nq = qkv_rows(), q_cols = cfg_.q_lora_rank > 0 ? cfg_.q_lora_rank : H * (n + p);
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq);
+  float* q = ws.qkv;
+  int64_t ld_q = Nq;
+  if (cfg_.q_lora_rank > 0) {
+    kernels::rmsnorm_rows(ws.qkv, Nq, L.q_a_norm, q_cols, eps, ws.qkv, Nq, T, stream_);
+    linear(c, L.q_b, nullptr, ws.qkv, Nq, T, ws.q, H * (n + p));
+    q = ws.q;
+    ld_q = H * (n + p);
+  }
+  kernels::mla_prep(ws.qkv + q_cols, Nq, q, ld_q, ws.q_full, H, n, r, p, L.kv_a_norm, eps, rope_params_, kv_view(l, ws), place(ws), T,
+                    stream_);
+  const bool any_decode = c.decode || !c.host->list.empty();
+  if (any_decode) {
+    // q_abs[t, h] = W_kb[h]^T q_nope[t, h]  ([r] per head), beside the rope part in q_full.
+    if (c.decode) {
+      kernels::Skinny s;
+      s.w = L.w_kbT.p, s.wt = dt_, s.ldw = n, s.w_batch = static_cast<int64_t>(r) * n;
+      s.x = q, s.ldx = ld_q, s.x_batch = n + p;
+      s.y = ws.q_full, s.ldy = static_cast<int64_t>(H) * (r + p), s.y_batch = r + p;
+      s.N = r, s.K = n, s.T = T, s.batch = H;
+      kernels::skinny_gemm(s, stream_);
+    } else {
+      const void* A = q;
+      if (dt_ == DType::BF16) {
+        kernels::convert_rows(q, ld_q, T, H * (n + p), ws.gin, dt_, H * (n + p), stream_);
+        A = ws.gin;
+      }
+      kernels::GemmBatch gb{H, n + p, static_cast<int64_t>(r) * n, r + p};
+      kernels::gemm(blas_, T, r, n, A, dt_ == DType::BF16 ? H * (n + p) : ld_q, L.w_kbT.p, n, true, dt_, ws.q_full,
+                    static_cast<int64_t>(H) * (r + p), 1.0f, 0.0f, gb);
+    }
+    decode_attention(c, l, c.decode ? T : static_cast<int>(c.host->list.size()));
+  }
+  if (!c.decode) {
+    for (int s = 0; s < c.host->S; ++s)
+      if (c.host->prefill_seq[s])
+        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s]); !e) return e;
+  }
+  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * vd, T, ws.delta, D);
+  return ok();
+}
+
+Expected<void> CudaModel::attention_gqa(const Ctx& c, int l) {
+  Workspace& ws = *c.ws;
+  const DeviceLayer& L = w_.layers[l];
+  const int T = c.T, D = cfg_.hidden_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
+  const int Nq = qkv_rows();
+  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq);
+  kernels::gqa_prep(ws.qkv, Nq, H, Hkv, d, L.q_norm, L.k_norm, static_cast<float>(cfg_.rms_norm_eps), rope_params_, kv_view(l, ws),
+                    place(ws), T, stream_);
+  if (c.decode || !c.host->list.empty()) decode_attention(c, l, c.decode ? T : static_cast<int>(c.host->list.size()));
+  if (!c.decode) {
+    for (int s = 0; s < c.host->S; ++s)
+      if (c.host->prefill_seq[s])
+        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s]); !e) return e;
+  }
+  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * d, T, ws.delta, D);
+  return ok();
+}
+
+void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
+  Workspace& ws = *c.ws;
+  const DeviceLayer& L = w_.layers[l];
+  const int H = cfg_.n_heads;
+  kernels::Attention a;
+  a.list = ws.list();
+  a.n_list = n_list;
+  a.scale = softmax_scale_;
+  a.part_o = ws.part_o;
+  a.part_ml = ws.part_ml;
+  if (cfg_.is_mla()) {
+    const int n = cfg_.qk_nope_head_dim, p = cfg_.qk_rope_head_dim, r = cfg_.kv_lora_rank, vd = cfg_.v_head_dim;
+    a.q = ws.q_full;
+    a.q_tok_stride = static_cast<int64_t>(H) * (r + p);
+    a.n_kvh = 1, a.G = H, a.dk = r + p, a.dv = r;
+    a.n_splits = kernels::attention_splits(n_list, 1, cfg_.max_position);
+    kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
+    // W_vb of head h: rows n .. n+v of its kv_b block.
+    kernels::attn_combine(a, byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r, r, vd, ws.attn,
+                          static_cast<int64_t>(H) * vd, stream_);
+  } else {
+    const int Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
+    a.q = ws.qkv;
+    a.q_tok_stride = qkv_rows();
+    a.n_kvh = Hkv, a.G = H / Hkv, a.dk = d, a.dv = d;
+    a.k_off = 0, a.k_head_stride = d, a.v_off = Hkv * d, a.v_head_stride = d;
+    a.n_splits = kernels::attention_splits(n_list, Hkv, cfg_.max_position);
+    kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
+    kernels::attn_combine(a, nullptr, dt_, 0, 0, d, ws.attn, static_cast<int64_t>(H) * d, stream_);
+  }
+}
+
+// One sequence's new tokens [t0, t0 + Tn) at positions [P0, P0 + Tn) attend to positions
+// [0, P0 + Tn) through cuBLAS: keys and values expanded per head (MLA: from the latent through
+// kv_b_proj), scores for a chunk of query rows, causal softmax, values.
+Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0, int Tn, int P0) {
+  Workspace& ws = *c.ws;
+  const DeviceLayer& L = w_.layers[l];
+  const int H = cfg_.n_heads, N = P0 + Tn, es = kernels::dtype_size(dt_);
+  const kernels::KvCache kv = kv_view(l, ws);
+  const int kv_dim = cfg_.kv_dim();
+  const bool mla = cfg_.is_mla();
+  const int n = cfg_.qk_nope_head_dim, p = cfg_.qk_rope_head_dim, r = cfg_.kv_lora_rank, vd = cfg_.v_head_dim;
+  const int Hkv = mla ? 1 : cfg_.n_kv_heads, d = cfg_.head_dim;
+  const int dk = mla ? n + p : d, dvh = mla ? vd : d, Hk = mla ? H : Hkv;  // per-head key / value dims, heads of K and V
+  // Query rows per chunk: scores (float32) and probabilities of every head within ~1 GiB.
+  const int64_t per_row = static_cast<int64_t>(H) * N * (4 + es);
+  const int Tc = static_cast<int>(std::clamp<int64_t>((int64_t{1} << 30) / std::max<int64_t>(per_row, 1), 1, Tn));
+  // Scratch: cache rows f32 [N, kv_dim] | (MLA) latent [N, r] dt | expanded f32 [N, H (n+v)] |
+  //          K [Hk, N, dk] | V [Hk, N, dvh] | Q [H, Tn, dk] | S f32 [H, Tc, N] | P [H, Tc, N]
+  int64_t off = 0;
+  auto carve = [&](int64_t bytes) {
+    const int64_t o = off;
+    off += (bytes + 255) / 256 * 256;
+    return o;
+  };
+  const int64_t o_rows = carve(static_cast<int64_t>(N) * kv_dim * 4);
+  const int64_t o_lat = mla ? carve(static_cast<int64_t>(N) * r * es) : 0;
+  const int64_t o_exp = mla ? carve(static_cast<int64_t>(N) * H * (n + vd) * 4) : 0;
+  const int64_t o_k = carve(static_cast<int64_t>(Hk) * N * dk * es);
+  const int64_t o_v = carve(static_cast<int64_t>(Hk) * N * dvh * es);
+  const int64_t o_q = carve(static_cast<int64_t>(H) * Tn * dk * es);
+  const int64_t o_s = carve(static_cast<int64_t>(H) * Tc * N * 4);
+  const int64_t o_p = carve(static_cast<int64_t>(H) * Tc * N * es);
+  if (off > attn_scratch_.bytes()) {
+    CUDA_TRY(cudaStreamSynchronize(stream_));  // the old scratch may still be in use
+    if (auto a = attn_scratch_.alloc(off); !a) return a;
+  }
+  uint8_t* base = attn_scratch_.get<uint8_t>();
+  float* rows = reinterpret_cast<float*>(base + o_rows);
+  void* Kp = base + o_k;
+  void* Vp = base + o_v;
+  void* Qp = base + o_q;
+  float* S = reinterpret_cast<float*>(base + o_s);
+  void* P = base + o_p;
+  kernels::gather_cache(kv, seq, N, rows, stream_);
+  const int64_t tok_out = static_cast<int64_t>(H) * dvh;  // row stride of ws.attn
+  if (mla) {
+    void* lat = base + o_lat;
+    float* expd = reinterpret_cast<float*>(base + o_exp);
+    kernels::convert_rows(rows, kv_dim, N, r, lat, dt_, r, stream_);
+    kernels::gemm(blas_, N, H * (n + vd), r, lat, r, L.kv_b.p, r, true, dt_, expd, static_cast<int64_t>(H) * (n + vd));
+    kernels::pack_heads(expd, static_cast<int64_t>(H) * (n + vd), 0, n + vd, N, H, n, Kp, dt_, static_cast<int64_t>(N) * dk, dk, 0, stream_);
+    kernels::pack_heads(rows, kv_dim, r, 0, N, H, p, Kp, dt_, static_cast<int64_t>(N) * dk, dk, n, stream_);
+    kernels::pack_heads(expd, static_cast<int64_t>(H) * (n + vd), n, n + vd, N, H, vd, Vp, dt_, static_cast<int64_t>(N) * dvh, dvh, 0,
+                        stream_);
+    const float* q = cfg_.q_lora_rank > 0 ? ws.q : ws.qkv;
+    const int64_t ld_q = cfg_.q_lora_rank > 0 ? static_cast<int64_t>(H) * (n + p) : qkv_rows();
+    kernels::pack_heads(q + t0 * ld_q, ld_q, 0, n + p, Tn, H, dk, Qp, dt_, static_cast<int64_t>(Tn) * dk, dk, 0, stream_);
+  } else {
+    kernels::pack_heads(rows, kv_dim, 0, d, N, Hkv, d, Kp, dt_, static_cast<int64_t>(N) * d, d, 0, stream_);
+    kernels::pack_heads(rows, kv_dim, static_cast<int64_t>(Hkv) * d, d, N, Hkv, d, Vp, dt_, static_cast<int64_t>(N) * d, d, 0, stream_);
+    const int64_t ld_q = qkv_rows();
+    kernels::pack_heads(ws.qkv + t0 * ld_q, ld_q, 0, d, Tn, H, d, Qp, dt_, static_cast<int64_t>(Tn) * d, d, 0, stream_);
+  }
+  // Query heads per K/V head. MLA's expanded K/V has every head (G = 1): one batched product over
+  // the heads; GQA: one product per K/V head, batched over its G query heads (K/V stride 0).
+  const int G = H / Hk;
+  const int calls = G == 1 ? 1 : Hk, count = G == 1 ? H : G;
+  const int64_t kv_stride = G == 1 ? 1 : 0;  // batch stride factor for K and V
+  for (int c0 = 0; c0 < Tn; c0 += Tc) {
+    const int rows_c = std::min(Tc, Tn - c0);
+    for (int g = 0; g < calls; ++g) {
+      kernels::GemmBatch sb{count, static_cast<int64_t>(Tn) * dk, kv_stride * N * dk, static_cast<int64_t>(rows_c) * N};
+      kernels::gemm(blas_, rows_c, N, dk, byte_at(Qp, (static_cast<int64_t>(g) * G * Tn + c0) * dk, dt_), dk,
+                    byte_at(Kp, static_cast<int64_t>(g) * N * dk, dt_), dk, true, dt_, S + static_cast<int64_t>(g) * G * rows_c * N, N,
+                    softmax_scale_, 0.0f, sb);
+    }
+    kernels::causal_softmax(S, H, rows_c, N, P0 + c0, P, dt_, stream_);
+    for (int g = 0; g < calls; ++g) {
+      kernels::GemmBatch ob{count, static_cast<int64_t>(rows_c) * N, kv_stride * N * dvh, dvh};
+      kernels::gemm(blas_, rows_c, dvh, N, byte_at(P, static_cast<int64_t>(g) * G * rows_c * N, dt_), N,
+                    byte_at(Vp, static_cast<int64_t>(g) * N * dvh, dt_), dvh, false, dt_,
+                    ws.attn + (t0 + c0) * tok_out + static_cast<int64_t>(g) * G * dvh, tok_out, 1.0f, 0.0f, ob);
+    }
+  }
+  return ok();
+}
+
+// ---- feed-forward ----------------------------------------------------------------------------
+
+Expected<void> CudaModel::ffn(const Ctx& c, int l) {
+  Workspace& ws = *c.ws;
+  const DeviceLayer& L = w_.layers[l];
+  const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
+  kernels::moe_route(ws.h, D, L.router, route_params(L), ws.seq(), T, ws.moe, stream_);
+  kernels::moe_sort(T, KP, X, ws.moe, stream_);
+  if (c.decode) {
+    const int max_active = std::min(X, T * KP);
+    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, ws.act, stream_);
+    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, ws.pair_out, stream_);
+    return ok();
+  }
+  // Prefill: the group sizes come to the host, then one cuBLAS product per expert and matrix.
+  int32_t* off = offsets_.get<int32_t>();
+  CUDA_TRY(cudaMemcpyAsync(off, ws.moe.expert_offset, (X + 1) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_TRY(cudaStreamSynchronize(stream_));
+  const int P = off[X];
+  kernels::moe_gather(ws.h, D, ws.moe.sorted_pair, KP, P, ws.gin, dt_, stream_);
+  for (int e = 0; e < X; ++e) {
+    const int cnt = off[e + 1] - off[e];
+    if (cnt == 0) continue;
+    float* gu = ws.gu + static_cast<int64_t>(off[e]) * 2 * I;
+    kernels::gemm(blas_, cnt, 2 * I, D, byte_at(ws.gin, static_cast<int64_t>(off[e]) * D, dt_), D,
+                  byte_at(L.gate_up.p, static_cast<int64_t>(e) * 2 * I * D, dt_), D, true, dt_, gu, 2 * I);
+    if (L.gate_up_bias) kernels::add_bias(gu, 2 * I, cnt, 2 * I, L.gate_up_bias + static_cast<int64_t>(e) * 2 * I, stream_);
+  }
+  kernels::silu_mul_rows(ws.gu, P, I, ws.act, I, stream_);
+  kernels::convert_rows(ws.act, I, P, I, ws.gin, dt_, I, stream_);
+  for (int e = 0; e < X; ++e) {
+    const int cnt = off[e + 1] - off[e];
+    if (cnt == 0) continue;
+    float* y = ws.pair_out + static_cast<int64_t>(off[e]) * D;
+    kernels::gemm(blas_, cnt, D, I, byte_at(ws.gin, static_cast<int64_t>(off[e]) * I, dt_), I,
+                  byte_at(L.down.p, static_cast<int64_t>(e) * D * I, dt_), I, true, dt_, y, D);
+    if (L.down_bias) kernels::add_bias(y, D, cnt, D, L.down_bias + static_cast<int64_t>(e) * D, stream_);
+  }
+  return ok();
+}
+
+}  // namespace ghostline::engine::cuda

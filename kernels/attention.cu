@@ -1,0 +1,335 @@
+// Attention over the paged KV cache.
+//
+// Decode (flash-decoding): a block takes one listed token, one KV head, up to 16 of its query
+// heads and one split of the token's positions. Every key row is read once for all those heads
+// (MLA: one 576-wide latent+rope row serves all 16 heads; values are the 512-wide latent), scores
+// go to shared memory a chunk at a time with an online softmax, and the block writes its
+// unnormalised output with its running max and sum. attn_combine merges the splits and, for MLA,
+// applies W_vb per head.
+//
+// Prefill helpers: gather a sequence's cache rows, pack per-head operands for cuBLAS, and a
+// causal softmax over the score rows.
+#include <algorithm>
+
+#include "kernels/common.cuh"
+
+namespace ghostline::kernels {
+
+namespace {
+
+constexpr int kHeadsPerBlock = 16;
+constexpr int kChunk = 128;        // positions scored at once
+constexpr int kThreads = 256;
+constexpr int kMaxSplits = 64;
+constexpr int kAccHeads = 8;       // query heads per thread in the value pass (needs dv <= 512)
+
+__device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t* table, int pos) {
+  const int32_t block = table[pos / kv.block_size];
+  return static_cast<int64_t>(block) * kv.block_stride + static_cast<int64_t>(pos % kv.block_size) * kv.kv_dim;
+}
+
+__device__ __forceinline__ float dot4(const float4 a, const float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+
+__global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCache kv, TokenPlace place, int gchunks) {
+  grid_wait();
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int split = blockIdx.x, li = blockIdx.y;
+  const int kvh = blockIdx.z / gchunks, h0 = (blockIdx.z % gchunks) * kHeadsPerBlock;
+  const int GB = min(kHeadsPerBlock, a.G - h0);
+  const int dk = a.dk, dv = a.dv;
+  float* q_sh = smem;                                   // [GB][dk]
+  float* sc = q_sh + kHeadsPerBlock * dk;               // [16][kChunk]
+  float* m_run = sc + kHeadsPerBlock * kChunk;          // [16]
+  float* l_run = m_run + kHeadsPerBlock;                // [16]
+  float* corr = l_run + kHeadsPerBlock;                 // [16]
+  int64_t* offs = reinterpret_cast<int64_t*>(corr + kHeadsPerBlock);  // [kChunk]
+
+  const int t = a.list[li];
+  const int seq = place.seq[t];
+  const int n = seq >= 0 ? place.pos[t] + 1 : 0;
+  const int per = (n + a.n_splits - 1) / a.n_splits;
+  const int p0 = split * per, p1 = min(n, p0 + per);
+  const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * a.G + h0;
+  if (p0 >= p1) {
+    for (int h = threadIdx.x; h < GB; h += blockDim.x) {
+      a.part_ml[(part + h) * 2] = -INFINITY;
+      a.part_ml[(part + h) * 2 + 1] = 0.0f;
+    }
+    return;
+  }
+  const int32_t* table = kv.block_table + kv.table_offset[seq];
+  const float* qt = a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh * a.G + h0) * dk;
+  for (int i = threadIdx.x; i < GB * dk; i += blockDim.x) q_sh[i] = qt[i] * a.scale;
+  for (int h = threadIdx.x; h < kHeadsPerBlock; h += blockDim.x) m_run[h] = -INFINITY, l_run[h] = 0.0f;
+
+  const int k_base = a.k_off + kvh * a.k_head_stride, v_base = a.v_off + kvh * a.v_head_stride;
+  const int dk4 = dk / 4, n_r4 = dv / 4;
+  const int r4 = threadIdx.x % n_r4, hg = threadIdx.x / n_r4, n_hg = blockDim.x / n_r4;
+  float4 acc[kAccHeads];
+#pragma unroll
+  for (int k = 0; k < kAccHeads; ++k) acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+
+  for (int c0 = p0; c0 < p1; c0 += kChunk) {
+    const int len = min(kChunk, p1 - c0);
+    __syncthreads();  // the previous chunk's readers of offs / sc are done; q_sh and m_run are written
+    for (int j = threadIdx.x; j < len; j += blockDim.x) offs[j] = slot_offset(kv, table, c0 + j);
+    __syncthreads();
+    // Scores: a warp per position, lanes across the key, all heads at once.
+    for (int j = warp; j < len; j += n_warps) {
+      const float* kp = kv.layer + offs[j] + k_base;
+      float s[kHeadsPerBlock];
+#pragma unroll
+      for (int h = 0; h < kHeadsPerBlock; ++h) s[h] = 0.0f;
+      for (int i4 = lane; i4 < dk4; i4 += 32) {
+        const float4 k = *reinterpret_cast<const float4*>(kp + i4 * 4);
+#pragma unroll
+        for (int h = 0; h < kHeadsPerBlock; ++h)
+          if (h < GB) s[h] += dot4(*reinterpret_cast<const float4*>(q_sh + h * dk + i4 * 4), k);
+      }
+#pragma unroll
+      for (int h = 0; h < kHeadsPerBlock; ++h) {
+        if (h < GB) {
+          const float v = warp_sum(s[h]);
+          if (lane == 0) sc[h * kChunk + j] = v;
+        }
+      }
+    }
+    __syncthreads();
+    // Online softmax: a warp per head.
+    for (int h = warp; h < GB; h += n_warps) {
+      float mx = -INFINITY;
+      for (int j = lane; j < len; j += 32) mx = fmaxf(mx, sc[h * kChunk + j]);
+      mx = warp_max(mx);
+      const float m_new = fmaxf(m_run[h], mx);
+      float sum = 0.0f;
+      for (int j = lane; j < len; j += 32) {
+        const float e = expf(sc[h * kChunk + j] - m_new);
+        sc[h * kChunk + j] = e;
+        sum += e;
+      }
+      sum = warp_sum(sum);
+      if (lane == 0) {
+        const float c = expf(m_run[h] - m_new);
+        corr[h] = c;
+        l_run[h] = l_run[h] * c + sum;
+        m_run[h] = m_new;
+      }
+    }
+    __syncthreads();
+    // Values: each thread owns 4 value dims of up to 8 heads.
+    if (hg < n_hg) {
+#pragma unroll
+      for (int k = 0; k < kAccHeads; ++k) {
+        const int h = hg + k * n_hg;
+        if (h < GB) {
+          const float c = corr[h];
+          acc[k].x *= c, acc[k].y *= c, acc[k].z *= c, acc[k].w *= c;
+        }
+      }
+      for (int j = 0; j < len; ++j) {
+        const float4 v = *reinterpret_cast<const float4*>(kv.layer + offs[j] + v_base + r4 * 4);
+#pragma unroll
+        for (int k = 0; k < kAccHeads; ++k) {
+          const int h = hg + k * n_hg;
+          if (h < GB) {
+            const float p = sc[h * kChunk + j];
+            acc[k].x += p * v.x, acc[k].y += p * v.y, acc[k].z += p * v.z, acc[k].w += p * v.w;
+          }
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (hg < n_hg) {
+#pragma unroll
+    for (int k = 0; k < kAccHeads; ++k) {
+      const int h = hg + k * n_hg;
+      if (h < GB) *reinterpret_cast<float4*>(a.part_o + (part + h) * dv + r4 * 4) = acc[k];
+    }
+  }
+  for (int h = threadIdx.x; h < GB; h += blockDim.x) {
+    a.part_ml[(part + h) * 2] = m_run[h];
+    a.part_ml[(part + h) * 2 + 1] = l_run[h];
+  }
+}
+
+template <typename WT>
+__global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, const WT* proj, int64_t proj_head_stride,
+                                                               int64_t proj_ld, int dout, float* out, int64_t out_tok_stride) {
+  grid_wait();
+  extern __shared__ float4 smem4[];
+  float* val = reinterpret_cast<float*>(smem4);  // [dv]
+  __shared__ float wts[kMaxSplits];
+  __shared__ float inv_total;
+  const int li = blockIdx.x, h = blockIdx.y;
+  const int kvh = h / a.G, g = h % a.G;
+  const int t = a.list[li];
+  const int dv = a.dv;
+  const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits;
+  if (threadIdx.x == 0) {
+    float M = -INFINITY;
+    for (int s = 0; s < a.n_splits; ++s) {
+      const int64_t i = (base + s) * a.G + g;
+      if (a.part_ml[i * 2 + 1] > 0.0f) M = fmaxf(M, a.part_ml[i * 2]);
+    }
+    float total = 0.0f;
+    for (int s = 0; s < a.n_splits; ++s) {
+      const int64_t i = (base + s) * a.G + g;
+      const float l = a.part_ml[i * 2 + 1];
+      const float w = l > 0.0f ? expf(a.part_ml[i * 2] - M) : 0.0f;
+      wts[s] = w;
+      total += w * l;
+    }
+    inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+  }
+  __syncthreads();
+  for (int r = threadIdx.x; r < dv; r += blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < a.n_splits; ++s)
+      if (wts[s] != 0.0f) v += wts[s] * a.part_o[((base + s) * a.G + g) * dv + r];
+    val[r] = v * inv_total;
+  }
+  float* o = out + t * out_tok_stride + static_cast<int64_t>(h) * dout;
+  if (!proj) {
+    for (int r = threadIdx.x; r < dv; r += blockDim.x) o[r] = val[r];
+    return;
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const WT* W = proj + h * proj_head_stride;
+  const bool vec = dv % 8 == 0 && proj_ld % (16 / sizeof(WT)) == 0 && proj_head_stride % (16 / sizeof(WT)) == 0 && aligned16(proj);
+  for (int j = warp; j < dout; j += n_warps) {
+    const WT* wr = W + j * proj_ld;
+    float s = 0.0f;
+    if (vec) {
+      for (int k = lane * 8; k < dv; k += 256) {
+        float w[8];
+        load8(wr + k, w);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) s = fmaf(w[i], val[k + i], s);
+      }
+    } else {
+      for (int k = lane; k < dv; k += 32) s = fmaf(to_float(wr[k]), val[k], s);
+    }
+    s = warp_sum(s);
+    if (lane == 0) o[j] = s;
+  }
+}
+
+__global__ void gather_cache_kernel(KvCache kv, int seq, float* dst) {
+  grid_wait();
+  const int i = blockIdx.x;
+  const float* src = kv.layer + slot_offset(kv, kv.block_table + kv.table_offset[seq], i);
+  float* d = dst + static_cast<int64_t>(i) * kv.kv_dim;
+  for (int c = threadIdx.x; c < kv.kv_dim; c += blockDim.x) d[c] = src[c];
+}
+
+template <typename T>
+__global__ void pack_heads_kernel(const float* src, int64_t src_ld, int64_t src_off, int64_t src_head_stride, int width, T* dst,
+                                  int64_t dst_head_stride, int64_t dst_ld, int64_t dst_col) {
+  grid_wait();
+  const int64_t i = blockIdx.x, h = blockIdx.y;
+  const float* s = src + i * src_ld + src_off + h * src_head_stride;
+  T* d = dst + h * dst_head_stride + i * dst_ld + dst_col;
+  for (int c = threadIdx.x; c < width; c += blockDim.x) d[c] = from_float<T>(s[c]);
+}
+
+template <typename T>
+__global__ void causal_softmax_kernel(const float* S, int rows, int cols, int first_pos, T* P) {
+  grid_wait();
+  __shared__ float scratch[32];
+  const int i = blockIdx.x, h = blockIdx.y;
+  const float* s = S + (static_cast<int64_t>(h) * rows + i) * cols;
+  T* p = P + (static_cast<int64_t>(h) * rows + i) * cols;
+  const int valid = min(cols, first_pos + i + 1);
+  float mx = -INFINITY;
+  for (int c = threadIdx.x; c < valid; c += blockDim.x) mx = fmaxf(mx, s[c]);
+  mx = warp_max(mx);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = mx;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) m = fmaxf(m, scratch[w]);
+  float sum = 0.0f;
+  for (int c = threadIdx.x; c < valid; c += blockDim.x) sum += expf(s[c] - m);
+  sum = block_sum(sum, scratch);
+  const float inv = 1.0f / sum;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) p[c] = from_float<T>(c < valid ? expf(s[c] - m) * inv : 0.0f);
+}
+
+size_t decode_smem(int dk) {
+  return sizeof(float) * (static_cast<size_t>(kHeadsPerBlock) * dk + kHeadsPerBlock * kChunk + 3 * kHeadsPerBlock) +
+         sizeof(int64_t) * kChunk;
+}
+
+}  // namespace
+
+int attention_splits(int n_list, int n_kvh, int max_context) {
+  const int64_t blocks = std::max<int64_t>(1, static_cast<int64_t>(n_list) * n_kvh);
+  int64_t splits = (2 * static_cast<int64_t>(sm_count()) + blocks - 1) / blocks;
+  splits = std::min<int64_t>(splits, (std::max(max_context, 1) + 15) / 16);  // at least ~16 positions a split
+  return static_cast<int>(std::clamp<int64_t>(splits, 1, kMaxSplits));
+}
+
+int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
+  // n * ceil(2 SMs / n) <= 2 SMs + n for any n up to n_list * n_kvh blocks.
+  const int64_t blocks = static_cast<int64_t>(n_list) * n_kvh;
+  const int64_t most = std::min<int64_t>(blocks * kMaxSplits, 2 * static_cast<int64_t>(sm_count()) + blocks);
+  return most * G * dv;
+}
+
+void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s) {
+  if (a.n_list <= 0) return;
+  if (a.dk % 4 || a.dv % 4 || a.dv > 4 * kAccHeads * 16 || a.k_off % 4 || a.v_off % 4 || a.k_head_stride % 4 ||
+      a.v_head_stride % 4 || kv.kv_dim % 4 || a.n_splits < 1 || a.n_splits > kMaxSplits) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  const int gchunks = (a.G + kHeadsPerBlock - 1) / kHeadsPerBlock;
+  const size_t smem = decode_smem(a.dk);
+  static size_t raised = 48 * 1024;
+  if (smem > raised) {
+    check_launch(cudaFuncSetAttribute(attn_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+                 __FILE__, __LINE__);
+    raised = smem;
+  }
+  launch(attn_decode_kernel, dim3(a.n_splits, a.n_list, a.n_kvh * gchunks), dim3(kThreads), smem, s, a, kv, place, gchunks);
+}
+
+void attn_combine(const Attention& a, const void* proj, DType proj_dt, int64_t proj_head_stride, int64_t proj_ld, int dout,
+                  float* out, int64_t out_tok_stride, cudaStream_t s) {
+  if (a.n_list <= 0) return;
+  const dim3 grid(a.n_list, a.n_kvh * a.G);
+  const size_t smem = sizeof(float) * a.dv;
+  if (proj_dt == DType::BF16)
+    launch(attn_combine_kernel<bf16>, grid, dim3(kThreads), smem, s, a, static_cast<const bf16*>(proj), proj_head_stride, proj_ld,
+           proj ? dout : a.dv, out, out_tok_stride);
+  else
+    launch(attn_combine_kernel<float>, grid, dim3(kThreads), smem, s, a, static_cast<const float*>(proj), proj_head_stride, proj_ld,
+           proj ? dout : a.dv, out, out_tok_stride);
+}
+
+void gather_cache(KvCache kv, int seq, int n, float* dst, cudaStream_t s) {
+  launch(gather_cache_kernel, dim3(n), dim3(128), 0, s, kv, seq, dst);
+}
+
+void pack_heads(const float* src, int64_t src_ld, int64_t src_off, int64_t src_head_stride, int rows, int heads, int width,
+                void* dst, DType dt, int64_t dst_head_stride, int64_t dst_ld, int64_t dst_col, cudaStream_t s) {
+  const dim3 grid(rows, heads), block(width >= 128 ? 128 : 64);
+  if (dt == DType::BF16)
+    launch(pack_heads_kernel<bf16>, grid, block, 0, s, src, src_ld, src_off, src_head_stride, width, static_cast<bf16*>(dst),
+           dst_head_stride, dst_ld, dst_col);
+  else
+    launch(pack_heads_kernel<float>, grid, block, 0, s, src, src_ld, src_off, src_head_stride, width, static_cast<float*>(dst),
+           dst_head_stride, dst_ld, dst_col);
+}
+
+void causal_softmax(const float* S, int heads, int rows, int cols, int first_pos, void* P, DType dt, cudaStream_t s) {
+  const dim3 grid(rows, heads);
+  if (dt == DType::BF16) launch(causal_softmax_kernel<bf16>, grid, dim3(256), 0, s, S, rows, cols, first_pos, static_cast<bf16*>(P));
+  else launch(causal_softmax_kernel<float>, grid, dim3(256), 0, s, S, rows, cols, first_pos, static_cast<float*>(P));
+}
+
+}  // namespace ghostline::kernels

@@ -1,0 +1,226 @@
+// Mixture-of-experts routing: router logits, softmax and top-k (greedy or group-limited, ties
+// to the lower expert id as transformers' topk does), the shared experts appended with weight
+// 1, then a sort of the (token, expert) pairs by expert with the list of active experts. The
+// expert products themselves are in skinny.cu (decode) or cuBLAS (prefill, rows gathered here).
+#include <algorithm>
+
+#include "kernels/common.cuh"
+
+namespace ghostline::kernels {
+
+namespace {
+
+constexpr int kMaxExperts = 1024;
+constexpr int kMaxGroups = 64;
+constexpr int kStablePairs = 1024;  // pairs up to this many keep token order inside an expert
+
+// Argmax over v[0..n) for a warp; ties to the lower index. Every lane gets (value, index).
+__device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, float& best, int& idx) {
+  best = -INFINITY;
+  idx = 0x7fffffff;
+  for (int i = lane; i < n; i += 32)
+    if (v[i] > best) best = v[i], idx = i;  // lane-local: ascending i, so the first max stays
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ob > best || (ob == best && oi < idx)) best = ob, idx = oi;
+  }
+}
+
+__global__ void route_kernel(const float* h, int D, const float* router, RouteParams rp, const int32_t* seq, MoeRouting r) {
+  grid_wait();
+  __shared__ float prob[kMaxExperts];
+  __shared__ float gmax[kMaxGroups];
+  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int KP = rp.K + rp.S;
+  int32_t* pe = r.pair_expert + static_cast<int64_t>(t) * KP;
+  float* pw = r.pair_weight + static_cast<int64_t>(t) * KP;
+  if (seq && seq[t] < 0) {
+    for (int k = threadIdx.x; k < KP; k += blockDim.x) pe[k] = -1, pw[k] = 0.0f;
+    return;
+  }
+  for (int s = threadIdx.x; s < rp.S; s += blockDim.x) pe[rp.K + s] = rp.E + s, pw[rp.K + s] = 1.0f;
+  if (rp.E == 0 || rp.K == 0) return;
+  const float* x = h + static_cast<int64_t>(t) * D;
+  const bool vec = D % 4 == 0 && aligned16(x) && aligned16(router);
+  for (int e = warp; e < rp.E; e += n_warps) {
+    const float* w = router + static_cast<int64_t>(e) * D;
+    float s = 0.0f;
+    if (vec) {
+      for (int k = lane * 4; k < D; k += 128) {
+        const float4 a = *reinterpret_cast<const float4*>(w + k), b = *reinterpret_cast<const float4*>(x + k);
+        s += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+      }
+    } else {
+      for (int k = lane; k < D; k += 32) s += w[k] * x[k];
+    }
+    s = warp_sum(s);
+    if (lane == 0) prob[e] = s;
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  // Softmax over the E logits (float32, as the reference routes).
+  float m = -INFINITY;
+  for (int e = lane; e < rp.E; e += 32) m = fmaxf(m, prob[e]);
+  m = warp_max(m);
+  float sum = 0.0f;
+  for (int e = lane; e < rp.E; e += 32) {
+    const float v = expf(prob[e] - m);
+    prob[e] = v;
+    sum += v;
+  }
+  sum = warp_sum(sum);
+  const float inv = 1.0f / sum;
+  for (int e = lane; e < rp.E; e += 32) prob[e] *= inv;
+  __syncwarp();
+  if (rp.group_limited && rp.n_group > 1) {
+    const int G = rp.n_group, per = rp.E / G;
+    for (int g = lane; g < G; g += 32) {
+      float gm = -INFINITY;
+      for (int e = g * per; e < (g + 1) * per; ++e) gm = fmaxf(gm, prob[e]);
+      gmax[g] = gm;
+    }
+    __syncwarp();
+    // Keep the topk_group best groups (ties to the lower group), zero the others' scores.
+    // The kept groups are marked by -2 in gmax (scores are >= 0, so -2 never wins again).
+    for (int i = 0; i < rp.topk_group; ++i) {
+      float b;
+      int gi;
+      warp_argmax(gmax, G, lane, b, gi);
+      if (lane == 0) gmax[gi] = -2.0f;
+      __syncwarp();
+    }
+    for (int e = lane; e < rp.E; e += 32)
+      if (gmax[e / per] != -2.0f) prob[e] = 0.0f;
+    __syncwarp();
+  }
+  float wsum = 0.0f;
+  float wk[16];
+  int ek[16];
+  for (int k = 0; k < rp.K && k < 16; ++k) {
+    float b;
+    int e;
+    warp_argmax(prob, rp.E, lane, b, e);
+    wk[k] = b;
+    ek[k] = e;
+    wsum += b;
+    if (lane == 0) prob[e] = -INFINITY;
+    __syncwarp();
+  }
+  if (lane == 0) {
+    for (int k = 0; k < rp.K && k < 16; ++k) {
+      float w = wk[k];
+      if (rp.renormalize) w /= wsum;
+      pe[k] = ek[k];
+      pw[k] = w * rp.scale;
+    }
+  }
+}
+
+// One block: counts per expert, offsets, the active list, and each pair's sorted row.
+__global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) {
+  grid_wait();
+  __shared__ int cnt[kMaxExperts];
+  __shared__ int off[kMaxExperts + 1];
+  __shared__ int act_pos[kMaxExperts];
+  __shared__ int experts[kStablePairs];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int e = threadIdx.x; e < X; e += blockDim.x) cnt[e] = 0;
+  __syncthreads();
+  for (int p = threadIdx.x; p < P; p += blockDim.x) {
+    const int e = r.pair_expert[p];
+    if (p < kStablePairs) experts[p] = e;
+    if (e >= 0) atomicAdd(&cnt[e], 1);
+  }
+  __syncthreads();
+  if (warp == 0) {
+    // Exclusive scans of the counts and of the active flags: each lane a run of experts.
+    const int per = (X + 31) / 32, b = lane * per, e_end = min(X, b + per);
+    int c = 0, a = 0;
+    for (int e = b; e < e_end; ++e) c += cnt[e], a += cnt[e] > 0;
+    int ci = c, ai = a;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int cu = __shfl_up_sync(0xffffffffu, ci, o), au = __shfl_up_sync(0xffffffffu, ai, o);
+      if (lane >= o) ci += cu, ai += au;
+    }
+    int run_c = ci - c, run_a = ai - a;
+    for (int e = b; e < e_end; ++e) {
+      off[e] = run_c;
+      act_pos[e] = cnt[e] > 0 ? run_a : -1;
+      run_c += cnt[e];
+      run_a += cnt[e] > 0;
+    }
+    if (lane == 31) {
+      off[X] = ci;
+      *r.n_active = ai;
+    }
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e <= X; e += blockDim.x) r.expert_offset[e] = off[e];
+  for (int e = threadIdx.x; e < X; e += blockDim.x)
+    if (act_pos[e] >= 0) r.active[act_pos[e]] = e;
+  if (P <= kStablePairs) {
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+      const int e = experts[p];
+      int slot = -1;
+      if (e >= 0) {
+        int rank = 0;
+        for (int q = 0; q < p; ++q) rank += experts[q] == e;
+        slot = off[e] + rank;
+        r.sorted_pair[slot] = p;
+      }
+      r.pair_slot[p] = slot;
+    }
+  } else {
+    __syncthreads();
+    for (int e = threadIdx.x; e < X; e += blockDim.x) cnt[e] = off[e];  // cursors
+    __syncthreads();
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+      const int e = r.pair_expert[p];
+      int slot = -1;
+      if (e >= 0) {
+        slot = atomicAdd(&cnt[e], 1);
+        r.sorted_pair[slot] = p;
+      }
+      r.pair_slot[p] = slot;
+    }
+  }
+}
+
+template <typename T>
+__global__ void moe_gather_kernel(const float* h, int D, const int32_t* sorted_pair, int KP, T* dst) {
+  grid_wait();
+  const int row = blockIdx.x;
+  const float* s = h + static_cast<int64_t>(sorted_pair[row] / KP) * D;
+  T* d = dst + static_cast<int64_t>(row) * D;
+  for (int i = threadIdx.x; i < D; i += blockDim.x) d[i] = from_float<T>(s[i]);
+}
+
+}  // namespace
+
+void moe_route(const float* h, int D, const float* router, const RouteParams& rp, const int32_t* seq, int T, const MoeRouting& r,
+               cudaStream_t s) {
+  if (rp.E > kMaxExperts || rp.K > 16 || (rp.group_limited && (rp.n_group > kMaxGroups || rp.n_group < 1 || rp.E % rp.n_group))) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, rp, seq, r);
+}
+
+void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {
+  if (X > kMaxExperts) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  launch(sort_kernel, dim3(1), dim3(1024), 0, s, T * KP, X, r);
+}
+
+void moe_gather(const float* h, int D, const int32_t* sorted_pair, int KP, int P, void* dst, DType dt, cudaStream_t s) {
+  if (P <= 0) return;
+  if (dt == DType::BF16) launch(moe_gather_kernel<bf16>, dim3(P), dim3(128), 0, s, h, D, sorted_pair, KP, static_cast<bf16*>(dst));
+  else launch(moe_gather_kernel<float>, dim3(P), dim3(128), 0, s, h, D, sorted_pair, KP, static_cast<float*>(dst));
+}
+
+}  // namespace ghostline::kernels

@@ -1,0 +1,118 @@
+// Per-token preparation before attention: rotary embeddings (angles in float32 like the
+// reference, cos/sin in double then rounded), the MLA latent's RMSNorm, GQA's per-head q/k
+// norms, and the write of this token's keys and values into its paged KV slot.
+#include "kernels/common.cuh"
+
+namespace ghostline::kernels {
+
+namespace {
+
+constexpr int kMaxHalf = 512;
+
+__device__ __forceinline__ float* slot_of(const KvCache& kv, int seq, int pos) {
+  const int32_t block = kv.block_table[kv.table_offset[seq] + pos / kv.block_size];
+  return kv.layer + static_cast<int64_t>(block) * kv.block_stride + static_cast<int64_t>(pos % kv.block_size) * kv.kv_dim;
+}
+
+// cos / sin of this position's angles into shared memory (the caller syncs).
+__device__ __forceinline__ void rope_table(const RopeParams& rope, int pos, float* cs, float* sn) {
+  const int half = rope.dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float angle = static_cast<float>(pos) * rope.inv_freq[i];
+    cs[i] = static_cast<float>(cos(static_cast<double>(angle))) * rope.attention_factor;
+    sn[i] = static_cast<float>(sin(static_cast<double>(angle))) * rope.attention_factor;
+  }
+}
+
+// Rotates pair i of `src` into `dst` (may alias): interleaved (2i, 2i+1) or halves (i, i+half).
+__device__ __forceinline__ void rotate_pair(const float* src, float* dst, int i, int half, bool interleaved, const float* cs,
+                                            const float* sn) {
+  if (interleaved) {
+    const float a = src[2 * i], b = src[2 * i + 1];
+    dst[2 * i] = a * cs[i] - b * sn[i];
+    dst[2 * i + 1] = a * sn[i] + b * cs[i];
+  } else {
+    const float a = src[i], b = src[i + half];
+    dst[i] = a * cs[i] - b * sn[i];
+    dst[i + half] = b * cs[i] + a * sn[i];
+  }
+}
+
+__global__ void mla_prep_kernel(const float* ckv, int64_t ld_ckv, float* q, int64_t ld_q, float* q_full, int H, int nope, int r,
+                                int p, const float* kv_norm, float eps, RopeParams rope, KvCache kv, TokenPlace place) {
+  grid_wait();
+  __shared__ float cs[kMaxHalf], sn[kMaxHalf], scratch[32];
+  const int t = blockIdx.x;
+  const int seq = place.seq[t], pos = place.pos[t];
+  const int half = p / 2;
+  rope_table(rope, pos, cs, sn);
+  const float* c = ckv + t * ld_ckv;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < r; i += blockDim.x) ss += c[i] * c[i];
+  ss = block_sum(ss, scratch);  // also orders the rope table writes before their reads
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(r) + eps);
+  if (seq >= 0) {
+    float* slot = slot_of(kv, seq, pos);
+    for (int i = threadIdx.x; i < r; i += blockDim.x) slot[i] = kv_norm[i] * (c[i] * inv);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rotate_pair(c + r, slot + r, i, half, rope.interleaved, cs, sn);
+  }
+  float* qt = q + t * ld_q;
+  for (int j = threadIdx.x; j < H * half; j += blockDim.x) {
+    const int h = j / half, i = j % half;
+    float* qh = qt + static_cast<int64_t>(h) * (nope + p) + nope;
+    rotate_pair(qh, qh, i, half, rope.interleaved, cs, sn);
+    if (q_full) {
+      float* f = q_full + static_cast<int64_t>(t) * H * (r + p) + static_cast<int64_t>(h) * (r + p) + r;
+      if (rope.interleaved) f[2 * i] = qh[2 * i], f[2 * i + 1] = qh[2 * i + 1];
+      else f[i] = qh[i], f[i + half] = qh[i + half];
+    }
+  }
+}
+
+// One warp per head (q heads, then k heads); values copied by the whole block.
+__global__ void gqa_prep_kernel(float* qkv, int64_t ld, int H, int Hkv, int d, const float* q_norm, const float* k_norm, float eps,
+                                RopeParams rope, KvCache kv, TokenPlace place) {
+  grid_wait();
+  __shared__ float cs[kMaxHalf], sn[kMaxHalf];
+  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int seq = place.seq[t], pos = place.pos[t];
+  rope_table(rope, pos, cs, sn);
+  __syncthreads();
+  float* row = qkv + t * ld;
+  float* slot = seq >= 0 ? slot_of(kv, seq, pos) : nullptr;
+  const int half = rope.dim / 2;
+  for (int hh = warp; hh < H + Hkv; hh += n_warps) {
+    float* v = row + static_cast<int64_t>(hh) * d;
+    const float* nw = hh < H ? q_norm : k_norm;
+    if (nw) {
+      float ss = 0.0f;
+      for (int i = lane; i < d; i += 32) ss += v[i] * v[i];
+      ss = warp_sum(ss);
+      const float inv = 1.0f / sqrtf(ss / static_cast<float>(d) + eps);
+      for (int i = lane; i < d; i += 32) v[i] = nw[i] * (v[i] * inv);
+      __syncwarp();
+    }
+    for (int i = lane; i < half; i += 32) rotate_pair(v, v, i, half, rope.interleaved, cs, sn);
+    __syncwarp();
+    if (hh >= H && slot)
+      for (int i = lane; i < d; i += 32) slot[static_cast<int64_t>(hh - H) * d + i] = v[i];
+  }
+  if (slot) {
+    const float* vals = row + static_cast<int64_t>(H + Hkv) * d;
+    for (int i = threadIdx.x; i < Hkv * d; i += blockDim.x) slot[static_cast<int64_t>(Hkv) * d + i] = vals[i];
+  }
+}
+
+}  // namespace
+
+void mla_prep(const float* ckv, int64_t ld_ckv, float* q, int64_t ld_q, float* q_full, int H, int nope, int r, int p,
+              const float* kv_norm, float eps, const RopeParams& rope, KvCache kv, TokenPlace place, int T, cudaStream_t s) {
+  launch(mla_prep_kernel, dim3(T), dim3(128), 0, s, ckv, ld_ckv, q, ld_q, q_full, H, nope, r, p, kv_norm, eps, rope, kv, place);
+}
+
+void gqa_prep(float* qkv, int64_t ld, int H, int Hkv, int d, const float* q_norm, const float* k_norm, float eps,
+              const RopeParams& rope, KvCache kv, TokenPlace place, int T, cudaStream_t s) {
+  launch(gqa_prep_kernel, dim3(T), dim3(256), 0, s, qkv, ld, H, Hkv, d, q_norm, k_norm, eps, rope, kv, place);
+}
+
+}  // namespace ghostline::kernels

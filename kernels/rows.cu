@@ -1,0 +1,219 @@
+// Row-wise kernels: embedding lookup, RMSNorm fused with the residual add (and the MoE sum),
+// gathers, dtype conversion, bias, SiLU·mul, and random fills; plus the error and
+// launch settings every kernel file shares.
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "kernels/common.cuh"
+
+namespace ghostline::kernels {
+
+// ---- errors and settings ---------------------------------------------------------------------
+
+namespace {
+thread_local std::string g_error;
+int g_pdl = -1;  // -1: not decided yet
+}  // namespace
+
+void check_launch(cudaError_t e, const char* file, int line) {
+  if (e == cudaSuccess || !g_error.empty()) return;
+  const char* base = std::strrchr(file, '/');
+  g_error = std::string(base ? base + 1 : file) + ":" + std::to_string(line) + ": " + cudaGetErrorString(e);
+}
+
+std::string take_error() {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) check_launch(e, "cuda", 0);
+  std::string out;
+  out.swap(g_error);
+  return out;
+}
+
+void set_pdl(bool on) { g_pdl = on ? 1 : 0; }
+
+bool pdl() {
+  if (g_pdl < 0) {
+    int dev = 0, major = 0;
+    const char* env = std::getenv("GHOSTLINE_PDL");
+    bool want = !(env && env[0] == '0');
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+      major = 0;
+    g_pdl = want && major >= 9 ? 1 : 0;
+  }
+  return g_pdl == 1;
+}
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0)
+      v = 108;
+    return v;
+  }();
+  return n;
+}
+
+// ---- kernels ---------------------------------------------------------------------------------
+
+namespace {
+
+template <typename WT>
+__global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* out) {
+  grid_wait();
+  const int t = blockIdx.x;
+  const WT* row = table + static_cast<int64_t>(ids[t]) * D;
+  float* o = out + static_cast<int64_t>(t) * D;
+  for (int i = threadIdx.x; i < D; i += blockDim.x) o[i] = to_float(row[i]);
+}
+
+// One block per row. Sums in float32; y = w * (x * inv) in the order the reference uses.
+__global__ void residual_rmsnorm_kernel(float* x, const float* delta, MoeSum moe, const float* w, float eps, float* h, int D) {
+  grid_wait();
+  __shared__ float scratch[32];
+  const int t = blockIdx.x;
+  float* xr = x + static_cast<int64_t>(t) * D;
+  const int KP = moe.pairs_per_token;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < D; i += blockDim.x) {
+    float v = xr[i];
+    if (delta) v += delta[static_cast<int64_t>(t) * D + i];
+    if (moe.pair_out) {
+      float m = 0.0f;
+      for (int k = 0; k < KP; ++k) {
+        const int slot = moe.pair_slot[t * KP + k];
+        if (slot >= 0) m += moe.pair_weight[t * KP + k] * moe.pair_out[static_cast<int64_t>(slot) * D + i];
+      }
+      v += m;
+    }
+    xr[i] = v;
+    ss += v * v;
+  }
+  if (!h) return;
+  ss = block_sum(ss, scratch);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+  float* hr = h + static_cast<int64_t>(t) * D;
+  for (int i = threadIdx.x; i < D; i += blockDim.x) hr[i] = w[i] * (xr[i] * inv);
+}
+
+__global__ void rmsnorm_kernel(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy) {
+  grid_wait();
+  __shared__ float scratch[32];
+  const float* xr = x + blockIdx.x * ldx;
+  float* yr = y + blockIdx.x * ldy;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_sum(ss, scratch);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = w[i] * (xr[i] * inv);
+}
+
+__global__ void gather_kernel(const float* src, int64_t ld_src, const int32_t* idx, int n, float* dst, int64_t ld_dst) {
+  grid_wait();
+  const float* s = src + static_cast<int64_t>(idx[blockIdx.x]) * ld_src;
+  float* d = dst + blockIdx.x * ld_dst;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) d[i] = s[i];
+}
+
+template <typename T>
+__global__ void convert_kernel(const float* src, int64_t ld_src, int n, T* dst, int64_t ld_dst) {
+  grid_wait();
+  const float* s = src + blockIdx.x * ld_src;
+  T* d = dst + blockIdx.x * ld_dst;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) d[i] = from_float<T>(s[i]);
+}
+
+__global__ void add_bias_kernel(float* y, int64_t ld, int n, const float* bias) {
+  grid_wait();
+  float* r = y + blockIdx.x * ld;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) r[i] += bias[i];
+}
+
+__global__ void silu_mul_kernel(const float* gu, int I, float* act, int64_t ld_act) {
+  grid_wait();
+  const float* g = gu + blockIdx.x * static_cast<int64_t>(2 * I);
+  float* a = act + blockIdx.x * ld_act;
+  for (int j = threadIdx.x; j < I; j += blockDim.x) {
+    const float x = g[j];
+    a[j] = x / (1.0f + expf(-x)) * g[I + j];
+  }
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <typename T>
+__global__ void fill_uniform_kernel(T* dst, int64_t n, float scale, uint64_t seed) {
+  grid_wait();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t r = mix64(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i));
+    const float u = static_cast<float>(r >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;  // [-1, 1)
+    dst[i] = from_float<T>(u * scale);
+  }
+}
+
+__global__ void fill_value_kernel(float* dst, int64_t n, float v) {
+  grid_wait();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = v;
+}
+
+int row_threads(int n) { return n >= 1024 ? 256 : n >= 256 ? 128 : 64; }
+
+int fill_blocks(int64_t n) {
+  const int64_t b = (n + 255) / 256;
+  return static_cast<int>(std::min<int64_t>(b, static_cast<int64_t>(sm_count()) * 32));
+}
+
+}  // namespace
+
+void embed_rows(const void* table, DType dt, int D, const int32_t* ids, int T, float* out, cudaStream_t s) {
+  if (dt == DType::BF16) launch(embed_kernel<bf16>, dim3(T), dim3(row_threads(D)), 0, s, static_cast<const bf16*>(table), D, ids, out);
+  else launch(embed_kernel<float>, dim3(T), dim3(row_threads(D)), 0, s, static_cast<const float*>(table), D, ids, out);
+}
+
+void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
+                      cudaStream_t s) {
+  launch(residual_rmsnorm_kernel, dim3(T), dim3(row_threads(D)), 0, s, x, delta, moe, w, eps, h, D);
+}
+
+void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s) {
+  launch(rmsnorm_kernel, dim3(rows), dim3(row_threads(n)), 0, s, x, ldx, w, n, eps, y, ldy);
+}
+
+void gather_rows(const float* src, int64_t ld_src, const int32_t* idx, int rows, int n, float* dst, int64_t ld_dst, cudaStream_t s) {
+  launch(gather_kernel, dim3(rows), dim3(row_threads(n)), 0, s, src, ld_src, idx, n, dst, ld_dst);
+}
+
+void convert_rows(const float* src, int64_t ld_src, int rows, int n, void* dst, DType dt, int64_t ld_dst, cudaStream_t s) {
+  if (dt == DType::BF16)
+    launch(convert_kernel<bf16>, dim3(rows), dim3(row_threads(n)), 0, s, src, ld_src, n, static_cast<bf16*>(dst), ld_dst);
+  else
+    launch(convert_kernel<float>, dim3(rows), dim3(row_threads(n)), 0, s, src, ld_src, n, static_cast<float*>(dst), ld_dst);
+}
+
+void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStream_t s) {
+  launch(add_bias_kernel, dim3(rows), dim3(row_threads(n)), 0, s, y, ld, n, bias);
+}
+
+void silu_mul_rows(const float* gu, int rows, int I, float* act, int64_t ld_act, cudaStream_t s) {
+  launch(silu_mul_kernel, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, act, ld_act);
+}
+
+void fill_uniform(void* dst, DType dt, int64_t n, float scale, uint64_t seed, cudaStream_t s) {
+  if (n <= 0) return;
+  if (dt == DType::BF16) launch(fill_uniform_kernel<bf16>, dim3(fill_blocks(n)), dim3(256), 0, s, static_cast<bf16*>(dst), n, scale, seed);
+  else launch(fill_uniform_kernel<float>, dim3(fill_blocks(n)), dim3(256), 0, s, static_cast<float*>(dst), n, scale, seed);
+}
+
+void fill_value(float* dst, int64_t n, float v, cudaStream_t s) {
+  if (n <= 0) return;
+  launch(fill_value_kernel, dim3(fill_blocks(n)), dim3(256), 0, s, dst, n, v);
+}
+
+}  // namespace ghostline::kernels

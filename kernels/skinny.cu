@@ -1,0 +1,261 @@
+// Skinny matrix products: a few activation rows (float32) against a weight matrix (bf16 or f32),
+// the decode step's projections and experts. Memory-bound: each warp streams R weight rows with
+// 16-byte loads (lane i reads elements 8i..8i+7 of every 256), multiplies them with up to 8
+// activation rows at once and reduces across the warp. Three modes share the inner loop:
+//   plain    y[b][t, n] = W[b][n, :] · x[b][t, :]          (batched with strides)
+//   gate_up  act[row, j] = silu(gate_e[j] · h[tok]) * (up_e[j] · h[tok])   (MoE, rows by expert)
+//   down     pair_out[row, d] = down_e[d] · act[row]                        (MoE, rows by expert)
+// In the MoE modes blockIdx.y is an expert slot: slots past *n_active exit at once, so the grid
+// can be sized for the worst case and captured in a CUDA graph.
+#include <algorithm>
+
+#include "kernels/common.cuh"
+
+namespace ghostline::kernels {
+
+namespace {
+
+enum Mode { kPlain = 0, kGateUp = 1, kDown = 2 };
+
+struct SkinnyArgs {
+  const void* w;
+  int64_t ldw, w_batch;
+  const float* x;
+  int64_t ldx, x_batch;
+  float* y;
+  int64_t ldy, y_batch;
+  const float* bias;
+  int64_t bias_batch;
+  int N, K, T;
+  // MoE modes
+  const int32_t* active;
+  const int32_t* n_active;
+  const int32_t* offset;
+  const int32_t* sorted_pair;
+  int KP;
+};
+
+constexpr int kMaxTok = 8;  // activation rows per pass
+
+// acc[r][t] += sum over this lane's k of w_r[k] * x_t[k]. VEC: K % 8 == 0 and 16-byte aligned rows.
+template <typename WT, int R, bool VEC>
+__device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* const (&xr)[kMaxTok], int nt, int K, int lane,
+                                         float (&acc)[R][kMaxTok]) {
+  if constexpr (VEC) {
+    constexpr int U = R >= 4 ? 1 : 4 / R;  // at least four 16-byte weight loads in flight per lane
+    int k = lane * 8;
+    for (; k + (U - 1) * 256 < K; k += U * 256) {
+      float w[U][R][8];
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int r = 0; r < R; ++r) load8(wr[r] + k + u * 256, w[u][r]);
+#pragma unroll
+      for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= nt) break;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          float xv[8];
+          load8_act(xr[t] + k + u * 256, xv);
+#pragma unroll
+          for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(w[u][r][i], xv[i], acc[r][t]);
+        }
+      }
+    }
+    for (; k < K; k += 256) {
+      float w[R][8];
+#pragma unroll
+      for (int r = 0; r < R; ++r) load8(wr[r] + k, w[r]);
+#pragma unroll
+      for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= nt) break;
+        float xv[8];
+        load8_act(xr[t] + k, xv);
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(w[r][i], xv[i], acc[r][t]);
+      }
+    }
+  } else {
+    for (int k = lane; k < K; k += 32) {
+      float w[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) w[r] = to_float(wr[r][k]);
+#pragma unroll
+      for (int t = 0; t < kMaxTok; ++t) {
+        if (t >= nt) break;
+        const float xv = xr[t][k];
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][t] = fmaf(w[r], xv, acc[r][t]);
+      }
+    }
+  }
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+// R weight rows per warp (in gate_up mode R/2 output rows, each a gate and an up row).
+template <typename WT, int R, bool VEC, int MODE>
+__global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
+  grid_wait();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const WT* W = static_cast<const WT*>(a.w);
+  const float* X = a.x;
+  float* Y = a.y;
+  const float* bias = a.bias;
+  int row_begin = 0, n_rows = a.T;
+  if constexpr (MODE == kPlain) {
+    const int64_t b = blockIdx.y;
+    W += b * a.w_batch;
+    X += b * a.x_batch;
+    Y += b * a.y_batch;
+    if (bias) bias += b * a.bias_batch;
+  } else {
+    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
+    const int e = a.active[blockIdx.y];
+    W += e * a.w_batch;
+    if (bias) bias += e * a.bias_batch;
+    row_begin = a.offset[e];
+    n_rows = a.offset[e + 1] - row_begin;
+  }
+  constexpr int OUT = MODE == kGateUp ? R / 2 : R;  // output rows per warp
+  const int n0 = (blockIdx.x * n_warps + warp) * OUT;
+  if (n0 >= a.N) return;
+  const WT* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    int n = MODE == kGateUp ? n0 + (r % OUT) : n0 + r;
+    n = min(n, a.N - 1);  // rows past N repeat the last one; their results are not written
+    const int64_t row = MODE == kGateUp && r >= OUT ? a.N + n : n;
+    wr[r] = W + row * a.ldw;
+  }
+  for (int t0 = 0; t0 < n_rows; t0 += kMaxTok) {
+    const int nt = min(kMaxTok, n_rows - t0);
+    const float* xr[kMaxTok];
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) {
+      const int tt = t0 + min(t, nt - 1);
+      int64_t xrow = tt;
+      if constexpr (MODE == kGateUp) xrow = a.sorted_pair[row_begin + tt] / a.KP;
+      else if constexpr (MODE == kDown) xrow = row_begin + tt;
+      xr[t] = X + xrow * a.ldx;
+    }
+    float acc[R][kMaxTok];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < kMaxTok; ++t) acc[r][t] = 0.0f;
+    rows_dot<WT, R, VEC>(wr, xr, nt, a.K, lane, acc);
+#pragma unroll
+    for (int t = 0; t < kMaxTok; ++t) {
+      if (t >= nt) break;
+      float s[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) s[r] = warp_sum(acc[r][t]);
+      if (lane == 0) {
+        if constexpr (MODE == kGateUp) {
+          float* yr = Y + static_cast<int64_t>(row_begin + t0 + t) * a.ldy;
+#pragma unroll
+          for (int r = 0; r < OUT; ++r) {
+            const int n = n0 + r;
+            if (n < a.N) {
+              float g = s[r], u = s[r + OUT];
+              if (bias) g += bias[n], u += bias[a.N + n];
+              yr[n] = silu(g) * u;
+            }
+          }
+        } else {
+          const int64_t yrow = MODE == kDown ? row_begin + t0 + t : t0 + t;
+          float* yr = Y + yrow * a.ldy;
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const int n = n0 + r;
+            if (n < a.N) yr[n] = s[r] + (bias ? bias[n] : 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename WT, int R, int MODE>
+void launch_rows(const SkinnyArgs& a, bool vec, int warps, int grid_y, cudaStream_t s) {
+  constexpr int OUT = MODE == kGateUp ? R / 2 : R;
+  const int rows_per_block = warps * OUT;
+  dim3 grid((a.N + rows_per_block - 1) / rows_per_block, grid_y);
+  if (vec) launch(skinny_kernel<WT, R, true, MODE>, grid, dim3(warps * 32), 0, s, a);
+  else launch(skinny_kernel<WT, R, false, MODE>, grid, dim3(warps * 32), 0, s, a);
+}
+
+// Vector loads need K % 8 == 0 and every row start 16-byte aligned, activations likewise.
+bool can_vec(const SkinnyArgs& a, DType wt) {
+  const int64_t align_w = wt == DType::BF16 ? 8 : 4;
+  return a.K % 8 == 0 && a.ldw % align_w == 0 && a.w_batch % align_w == 0 && a.ldx % 4 == 0 && a.x_batch % 4 == 0 &&
+         (reinterpret_cast<uintptr_t>(a.w) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0;
+}
+
+template <typename WT, int MODE>
+void dispatch(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
+  const bool vec = can_vec(a, wt);
+  const int64_t target = 2 * static_cast<int64_t>(sm_count());
+  auto blocks = [&](int rows_per_block) { return (static_cast<int64_t>(a.N) + rows_per_block - 1) / rows_per_block * grid_y; };
+  if constexpr (MODE == kGateUp) {
+    if (blocks(16) >= target) launch_rows<WT, 4, MODE>(a, vec, 8, grid_y, s);
+    else if (blocks(8) >= target / 2) launch_rows<WT, 2, MODE>(a, vec, 8, grid_y, s);
+    else launch_rows<WT, 2, MODE>(a, vec, 4, grid_y, s);
+  } else {
+    if (blocks(32) >= target) launch_rows<WT, 4, MODE>(a, vec, 8, grid_y, s);
+    else if (blocks(16) >= target) launch_rows<WT, 2, MODE>(a, vec, 8, grid_y, s);
+    else if (blocks(8) >= target / 2) launch_rows<WT, 1, MODE>(a, vec, 8, grid_y, s);
+    else launch_rows<WT, 1, MODE>(a, vec, 4, grid_y, s);
+  }
+}
+
+template <int MODE>
+void run(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
+  if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
+  if (wt == DType::BF16) dispatch<bf16, MODE>(a, wt, grid_y, s);
+  else dispatch<float, MODE>(a, wt, grid_y, s);
+}
+
+}  // namespace
+
+void skinny_gemm(const Skinny& p, cudaStream_t s) {
+  if (p.T <= 0) return;
+  SkinnyArgs a{};
+  a.w = p.w, a.ldw = p.ldw, a.w_batch = p.w_batch;
+  a.x = p.x, a.ldx = p.ldx, a.x_batch = p.x_batch;
+  a.y = p.y, a.ldy = p.ldy, a.y_batch = p.y_batch;
+  a.bias = p.bias, a.bias_batch = p.bias_batch;
+  a.N = p.N, a.K = p.K, a.T = p.T;
+  run<kPlain>(a, p.wt, p.batch, s);
+}
+
+void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
+                 int max_active, float* act, cudaStream_t s) {
+  SkinnyArgs a{};
+  a.w = w_gu, a.ldw = D, a.w_batch = static_cast<int64_t>(2) * I * D;
+  a.x = h, a.ldx = D;
+  a.y = act, a.ldy = I;
+  a.bias = b_gu, a.bias_batch = 2 * I;
+  a.N = I, a.K = D, a.T = 0;
+  a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
+  run<kGateUp>(a, wt, max_active, s);
+}
+
+void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
+              int max_active, float* pair_out, cudaStream_t s) {
+  SkinnyArgs a{};
+  a.w = w_down, a.ldw = I, a.w_batch = static_cast<int64_t>(D) * I;
+  a.x = act, a.ldx = I;
+  a.y = pair_out, a.ldy = D;
+  a.bias = b_down, a.bias_batch = D;
+  a.N = D, a.K = I, a.T = 0;
+  a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
+  run<kDown>(a, wt, max_active, s);
+}
+
+}  // namespace ghostline::kernels

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one go: build the CUDA backend's checks and benchmark (tests/gpu/device,
+# sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
+# bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
+#   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  [tokrefs.tar.gz]
+# Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs]
+#   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
+# The device tool runs it from the repository root; nothing here needs the network.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+commit=unknown tests=1 bench=1 reps=20 tokrefs=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --commit) commit=$2; shift ;;
+    --no-tests) tests=0 ;;
+    --no-bench) bench=0 ;;
+    --bench-reps) reps=$2; shift ;;
+    --tokrefs) tokrefs=1 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+t0=$(date +%s)
+stamp() { echo "[run_h200 +$(( $(date +%s) - t0 ))s] $*"; }
+
+if [ "$tokrefs" = 1 ]; then
+  stamp "tokenizer references"
+  PYTHONUNBUFFERED=1 python3 tools/make_tokenizer_refs.py --out "$OUT/tokrefs" && tar czf "$OUT/tokrefs.tar.gz" -C "$OUT/tokrefs" . && rm -rf "$OUT/tokrefs"
+fi
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+  nvcc --version | tail -2
+  cmake --version | head -1
+  echo "commit $commit"
+} > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+
+# nlohmann-json: the system's, else the headers carried in .gpu-carry/include.
+extra=()
+[ -f /usr/include/nlohmann/json.hpp ] || extra+=("-DGHOSTLINE_EXTRA_INCLUDE=$PWD/.gpu-carry/include")
+# cuBLAS: the toolkit's, else the one PyTorch's wheels bring.
+if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
+  lib=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
+  so=$(ls "$lib"/libcublas.so* 2>/dev/null | head -1)
+  [ -n "$so" ] && extra+=("-DGHOSTLINE_CUBLAS_LIBRARY=$so;$(ls "$lib"/libcublasLt.so* | head -1)") && export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
+  inc=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "include"))' 2>/dev/null)
+  [ -d "$inc" ] && extra+=("-DGHOSTLINE_EXTRA_INCLUDE=$PWD/.gpu-carry/include;$inc")
+fi
+stamp "configure + build"
+export PATH=/usr/local/cuda/bin:$PATH
+if ! { cmake -S tests/gpu/device -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" &&
+       cmake --build build-gpu -j"$(nproc)"; } > "$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  stamp "build failed"
+  exit 1
+fi
+stamp "built"
+
+status=0
+if [ "$tests" = 1 ]; then
+  stamp "test_gpu"
+  build-gpu/test_gpu --json "$OUT/test_gpu.json" > "$OUT/test_gpu.log" 2>&1
+  status=$?
+  grep -E "FAIL|test_gpu:" "$OUT/test_gpu.log" | head -60
+  stamp "test_gpu exit $status"
+fi
+if [ "$bench" = 1 ]; then
+  stamp "bench_cuda"
+  timeout 400 build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
+    bench/cuda/dsv2-lite.json bench/cuda/qwen3-30b-a3b.json bench/cuda/deepseek-coder-6.7b.json > "$OUT/bench.log" 2>&1
+  echo "bench_cuda exit $?"
+  cat "$OUT/bench.log"
+fi
+stamp "done"
+exit $status

@@ -1,0 +1,512 @@
+// One case per CUDA op against the CPU backend's kernels (engine/cpu) or plain loops built on
+// them, with fresh random inputs: embedding, the fused residual + RMSNorm, skinny products
+// (bf16 / f32, batched, odd shapes), cuBLAS products, MLA and GQA preparation (RoPE, norms, the
+// KV write), decode attention (MLA absorbed, GQA, MHA), the causal softmax, MoE routing (greedy,
+// group-limited, renormalised) with the pair sort, and the grouped expert products.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/cpu/kernels.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/model/rope.h"
+#include "kernels/blas.h"
+#include "kernels/kernels.h"
+#include "tests/gpu/gpu_check.h"
+
+namespace ghostline::gpu_test {
+
+using kernels::DType;
+namespace model = engine::model;
+
+namespace {
+
+cpu::ThreadPool& pool() {
+  static cpu::ThreadPool p(0);
+  return p;
+}
+
+// A weight matrix in both forms: the host view the CPU kernels read and the device copy.
+struct Weights {
+  std::vector<uint16_t> bits;
+  std::vector<float> vals;  // exactly what the device holds, in float32
+  Dev<uint16_t> d16;
+  Dev<float> d32;
+  DType dt;
+  int64_t rows, cols;
+  Weights(Rng& rng, int64_t r, int64_t c, DType t) : dt(t), rows(r), cols(c) {
+    auto v = rng.normal(static_cast<size_t>(r * c), 1.0f / std::sqrt(static_cast<float>(c)));
+    if (t == DType::BF16) {
+      round_bf16(v, bits, vals);
+      d16.upload(bits);
+    } else {
+      vals = v;
+      d32.upload(vals);
+    }
+  }
+  const void* dev() const { return dt == DType::BF16 ? static_cast<const void*>(d16.p) : d32.p; }
+  cpu::WeightView view() const { return {vals.data(), cpu::WType::F32, rows, cols}; }
+};
+
+void embed_case(Report& rep, Rng& rng, DType dt) {
+  const int V = 1000, D = 264, T = 7;
+  Weights table(rng, V, D, dt);
+  std::vector<int32_t> ids(T);
+  for (auto& i : ids) i = rng.uniform_int(0, V - 1);
+  Dev<int32_t> d_ids(ids);
+  Dev<float> out(static_cast<size_t>(T) * D);
+  kernels::embed_rows(table.dev(), dt, D, d_ids.p, T, out.p, nullptr);
+  std::vector<float> ref(static_cast<size_t>(T) * D);
+  for (int t = 0; t < T; ++t) std::copy_n(table.vals.data() + static_cast<int64_t>(ids[t]) * D, D, ref.data() + t * D);
+  const auto err = device_error();
+  rep.check(std::string("embed_rows ") + (dt == DType::BF16 ? "bf16" : "f32"), rel_err(out.download(), ref), 0.0, err);
+}
+
+void residual_rmsnorm_case(Report& rep, Rng& rng) {
+  const int T = 5, D = 2048, KP = 3, P = T * KP;
+  auto x = rng.normal(T * D), delta = rng.normal(T * D), pair_out = rng.normal(P * D), w = rng.normal(D);
+  auto pw = rng.normal(P);
+  std::vector<int32_t> slot(P);
+  std::vector<int32_t> perm(P);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng.g);
+  for (int i = 0; i < P; ++i) slot[i] = (i % 4 == 3) ? -1 : perm[i];
+  Dev<float> dx(x), dd(delta), dpo(pair_out), dw(w), dpw(pw), dh(T * D);
+  Dev<int32_t> dslot(slot);
+  kernels::MoeSum sum{dpo.p, dpw.p, dslot.p, KP};
+  kernels::residual_rmsnorm(dx.p, dd.p, sum, dw.p, 1e-6f, dh.p, T, D, nullptr);
+  std::vector<float> rx = x, rh(T * D);
+  for (int t = 0; t < T; ++t) {
+    for (int i = 0; i < D; ++i) {
+      float m = 0;
+      for (int k = 0; k < KP; ++k)
+        if (slot[t * KP + k] >= 0) m += pw[t * KP + k] * pair_out[static_cast<int64_t>(slot[t * KP + k]) * D + i];
+      rx[t * D + i] += delta[t * D + i] + m;
+    }
+    cpu::rmsnorm(rx.data() + t * D, w.data(), D, 1e-6f, rh.data() + t * D);
+  }
+  const auto err = device_error();
+  rep.check("residual_rmsnorm: x += delta + MoE sum", rel_err(dx.download(), rx), 1e-6, err);
+  rep.check("residual_rmsnorm: h = rmsnorm(x) * w", rel_err(dh.download(), rh), 1e-5, err);
+}
+
+void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch, bool bias) {
+  Weights W(rng, static_cast<int64_t>(batch) * N, K, dt);
+  auto x = rng.normal(static_cast<size_t>(batch) * T * K);
+  auto b = rng.normal(static_cast<size_t>(batch) * N);
+  Dev<float> dx(x), db(b), dy(static_cast<size_t>(batch) * T * N);
+  kernels::Skinny s;
+  s.w = W.dev(), s.wt = dt, s.ldw = K, s.w_batch = static_cast<int64_t>(N) * K;
+  s.x = dx.p, s.ldx = K, s.x_batch = static_cast<int64_t>(T) * K;
+  s.y = dy.p, s.ldy = N, s.y_batch = static_cast<int64_t>(T) * N;
+  s.bias = bias ? db.p : nullptr, s.bias_batch = N;
+  s.N = N, s.K = K, s.T = T, s.batch = batch;
+  kernels::skinny_gemm(s, nullptr);
+  std::vector<float> ref(static_cast<size_t>(batch) * T * N);
+  for (int bb = 0; bb < batch; ++bb) {
+    cpu::WeightView v{W.vals.data() + static_cast<int64_t>(bb) * N * K, cpu::WType::F32, N, K};
+    cpu::matmul(pool(), x.data() + static_cast<int64_t>(bb) * T * K, T, v, bias ? b.data() + bb * N : nullptr,
+                ref.data() + static_cast<int64_t>(bb) * T * N);
+  }
+  const auto err = device_error();
+  char name[128];
+  std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
+                bias ? " +bias" : "");
+  rep.check(name, rel_err(dy.download(), ref), 2e-6, err);
+}
+
+void blas_case(Report& rep, Rng& rng, DType dt, int M, int N, int K, bool b_is_nk) {
+  cublasHandle_t h;
+  cublasCreate(&h);
+  auto a = rng.normal(static_cast<size_t>(M) * K), bm = rng.normal(static_cast<size_t>(N) * K);
+  std::vector<uint16_t> ab, bb;
+  std::vector<float> av = a, bv = bm;
+  Dev<uint16_t> da16, db16;
+  Dev<float> da32, db32;
+  if (dt == DType::BF16) {
+    round_bf16(a, ab, av);
+    round_bf16(bm, bb, bv);
+    da16.upload(ab);
+    db16.upload(bb);
+  } else {
+    da32.upload(a);
+    db32.upload(bm);
+  }
+  Dev<float> c(static_cast<size_t>(M) * N);
+  const void* A = dt == DType::BF16 ? static_cast<const void*>(da16.p) : da32.p;
+  const void* B = dt == DType::BF16 ? static_cast<const void*>(db16.p) : db32.p;
+  kernels::gemm(h, M, N, K, A, K, B, b_is_nk ? K : N, b_is_nk, dt, c.p, N, 0.5f);
+  std::vector<float> ref(static_cast<size_t>(M) * N, 0.0f);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += static_cast<double>(av[i * K + k]) * (b_is_nk ? bv[j * K + k] : bv[k * N + j]);
+      ref[i * N + j] = static_cast<float>(0.5 * s);
+    }
+  const auto err = device_error();
+  cublasDestroy(h);
+  char name[128];
+  std::snprintf(name, sizeof name, "gemm (cuBLAS) %s M=%d N=%d K=%d %s", dt == DType::BF16 ? "bf16" : "f32", M, N, K, b_is_nk ? "A·B^T" : "A·B");
+  rep.check(name, rel_err(c.download(), ref), 1e-5, err);
+}
+
+// A paged cache of one layer: n_blocks blocks of B slots, the sequences' tables shuffled.
+struct TestCache {
+  int B, kv_dim, n_blocks;
+  std::vector<float> data;
+  std::vector<int32_t> table, offset;
+  Dev<float> d;
+  Dev<int32_t> dtable, doffset;
+  TestCache(Rng& rng, int block, int dim, const std::vector<int>& lengths) : B(block), kv_dim(dim) {
+    int total = 0;
+    for (int n : lengths) total += (n + B - 1) / B;
+    n_blocks = total + 3;
+    std::vector<int32_t> ids(n_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng.g);
+    int next = 0;
+    for (int n : lengths) {
+      offset.push_back(static_cast<int32_t>(table.size()));
+      for (int b = 0; b < (n + B - 1) / B; ++b) table.push_back(ids[next++]);
+    }
+    data = rng.normal(static_cast<size_t>(n_blocks) * B * kv_dim);
+    d.upload(data);
+    dtable.upload(table);
+    doffset.upload(offset);
+  }
+  kernels::KvCache view() const {
+    return {d.p, static_cast<int64_t>(B) * kv_dim, B, kv_dim, dtable.p, doffset.p};
+  }
+  const float* slot(const std::vector<float>& from, int seq, int pos) const {
+    return from.data() + (static_cast<int64_t>(table[offset[seq] + pos / B]) * B + pos % B) * kv_dim;
+  }
+};
+
+model::RopeConfig yarn_dsv2() {
+  model::RopeConfig r;
+  r.type = "yarn";
+  r.theta = 10000;
+  r.factor = 40;
+  r.original_max_position = 4096;
+  r.mscale = 0.707;
+  r.mscale_all_dim = 0.707;
+  return r;
+}
+
+void mla_prep_case(Report& rep, Rng& rng) {
+  const int H = 16, n = 128, p = 64, r = 512, T = 3;
+  const std::vector<int> pos = {0, 9, 1500};
+  TestCache cache(rng, 16, r + p, {10, 1501});
+  const std::vector<int32_t> seq = {0, 0, 1};
+  model::Rope rope(yarn_dsv2(), p, 163840, model::Rope::Order::Interleaved);
+  Dev<float> inv(rope.inv_freq());
+  kernels::RopeParams rp{inv.p, p, rope.attention_factor(), true};
+  const int ld_ckv = 2000, ld_q = H * (n + p) + 8;
+  auto ckv = rng.normal(static_cast<size_t>(T) * ld_ckv), q = rng.normal(static_cast<size_t>(T) * ld_q), norm = rng.normal(r);
+  Dev<float> dckv(ckv), dq(q), dnorm(norm), dqf(static_cast<size_t>(T) * H * (r + p));
+  Dev<int32_t> dseq(seq), dpos(std::vector<int32_t>(pos.begin(), pos.end()));
+  kernels::mla_prep(dckv.p + 40, ld_ckv, dq.p, ld_q, dqf.p, H, n, r, p, dnorm.p, 1e-6f, rp, cache.view(), {dseq.p, dpos.p}, T, nullptr);
+  const auto err = device_error();
+  auto got_cache = cache.d.download();
+  auto got_q = dq.download();
+  auto got_qf = dqf.download();
+  double e_lat = 0, e_pe = 0, e_q = 0, e_qf = 0;
+  for (int t = 0; t < T; ++t) {
+    std::vector<float> c(ckv.begin() + t * ld_ckv + 40, ckv.begin() + t * ld_ckv + 40 + r + p);
+    cpu::rmsnorm(c.data(), norm.data(), r, 1e-6f, c.data());
+    rope.apply(c.data() + r, 1, p, pos[t]);
+    const float* s = cache.slot(got_cache, seq[t], pos[t]);
+    e_lat = std::max(e_lat, rel_err(s, c.data(), r));
+    e_pe = std::max(e_pe, rel_err(s + r, c.data() + r, p));
+    std::vector<float> qr(q.begin() + t * ld_q, q.begin() + (t + 1) * ld_q);
+    rope.apply(qr.data() + n, H, n + p, pos[t]);
+    e_q = std::max(e_q, rel_err(got_q.data() + t * ld_q, qr.data(), ld_q));
+    for (int h = 0; h < H; ++h)
+      e_qf = std::max(e_qf, rel_err(got_qf.data() + (static_cast<int64_t>(t) * H + h) * (r + p) + r, qr.data() + h * (n + p) + n, p));
+  }
+  rep.check("mla_prep: latent RMSNorm into the cache slot", e_lat, 1e-6, err);
+  rep.check("mla_prep: rope key (yarn, interleaved) into the slot", e_pe, 1e-6, err);
+  rep.check("mla_prep: query rope in place", e_q, 1e-6, err);
+  rep.check("mla_prep: query rope copied to q_full", e_qf, 1e-6, err);
+}
+
+void gqa_prep_case(Report& rep, Rng& rng, bool qk_norm) {
+  const int H = 8, Hkv = 2, d = 128, T = 3, ld = (H + 2 * Hkv) * d;
+  const std::vector<int> pos = {0, 33, 700};
+  const std::vector<int32_t> seq = {1, 0, 0};
+  TestCache cache(rng, 16, 2 * Hkv * d, {701, 40});
+  model::RopeConfig rc;
+  rc.theta = 1000000;
+  model::Rope rope(rc, d, 40960, model::Rope::Order::Half);
+  Dev<float> inv(rope.inv_freq());
+  kernels::RopeParams rp{inv.p, d, rope.attention_factor(), false};
+  auto qkv = rng.normal(static_cast<size_t>(T) * ld), qn = rng.normal(d), kn = rng.normal(d);
+  Dev<float> dqkv(qkv), dqn(qn), dkn(kn);
+  Dev<int32_t> dseq(seq), dpos(std::vector<int32_t>(pos.begin(), pos.end()));
+  kernels::gqa_prep(dqkv.p, ld, H, Hkv, d, qk_norm ? dqn.p : nullptr, qk_norm ? dkn.p : nullptr, 1e-6f, rp, cache.view(),
+                    {dseq.p, dpos.p}, T, nullptr);
+  const auto err = device_error();
+  auto got = dqkv.download();
+  auto got_cache = cache.d.download();
+  double e_q = 0, e_kv = 0;
+  for (int t = 0; t < T; ++t) {
+    std::vector<float> row(qkv.begin() + t * ld, qkv.begin() + (t + 1) * ld);
+    if (qk_norm) {
+      for (int h = 0; h < H; ++h) cpu::rmsnorm(row.data() + h * d, qn.data(), d, 1e-6f, row.data() + h * d);
+      for (int h = 0; h < Hkv; ++h) cpu::rmsnorm(row.data() + (H + h) * d, kn.data(), d, 1e-6f, row.data() + (H + h) * d);
+    }
+    rope.apply(row.data(), H, d, pos[t]);
+    rope.apply(row.data() + H * d, Hkv, d, pos[t]);
+    e_q = std::max(e_q, rel_err(got.data() + t * ld, row.data(), H * d));
+    e_kv = std::max(e_kv, rel_err(cache.slot(got_cache, seq[t], pos[t]), row.data() + H * d, 2 * Hkv * d));
+  }
+  rep.check(std::string("gqa_prep") + (qk_norm ? " (q/k norm)" : "") + ": queries", e_q, 1e-6, err);
+  rep.check(std::string("gqa_prep") + (qk_norm ? " (q/k norm)" : "") + ": keys and values in the slot", e_kv, 1e-6, err);
+}
+
+// Decode attention of listed tokens against the CPU loop the CPU model uses.
+void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, int Hkv, int d_or_r, int p, int vd, DType dt,
+                    const std::vector<int>& lengths, const std::vector<int32_t>& tok_seq, const std::vector<int>& tok_pos,
+                    const std::vector<int32_t>& list) {
+  const int T = static_cast<int>(tok_seq.size()), L = static_cast<int>(list.size());
+  const int G = mla ? H : H / Hkv, n_kvh = mla ? 1 : Hkv;
+  const int dk = mla ? d_or_r + p : d_or_r, dv = mla ? d_or_r : d_or_r;
+  const int kv_dim = mla ? d_or_r + p : 2 * Hkv * d_or_r;
+  TestCache cache(rng, 16, kv_dim, lengths);
+  const int64_t q_stride = static_cast<int64_t>(H) * dk + 4;
+  auto q = rng.normal(static_cast<size_t>(T) * q_stride);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  Weights Wvb(rng, static_cast<int64_t>(H) * vd, dv, dt);  // MLA output projection [H][vd][r]
+  Dev<float> dq(q);
+  Dev<int32_t> dseq(tok_seq), dpos(std::vector<int32_t>(tok_pos.begin(), tok_pos.end())), dlist(list);
+  kernels::Attention a;
+  a.q = dq.p, a.q_tok_stride = q_stride, a.n_kvh = n_kvh, a.G = G, a.dk = dk, a.dv = dv;
+  if (!mla) a.k_off = 0, a.k_head_stride = d_or_r, a.v_off = Hkv * d_or_r, a.v_head_stride = d_or_r;
+  a.scale = scale, a.list = dlist.p, a.n_list = L;
+  int max_len = 0;
+  for (int n : lengths) max_len = std::max(max_len, n);
+  a.n_splits = kernels::attention_splits(L, n_kvh, max_len);
+  Dev<float> part_o(static_cast<size_t>(kernels::attention_partial_floats(L, n_kvh, G, dv)));
+  Dev<float> part_ml(part_o.n / dv * 2);
+  a.part_o = part_o.p, a.part_ml = part_ml.p;
+  const int dout = mla ? vd : dv;
+  Dev<float> out(static_cast<size_t>(T) * H * dout);
+  kernels::attn_decode(a, cache.view(), {dseq.p, dpos.p}, nullptr);
+  kernels::attn_combine(a, mla ? Wvb.dev() : nullptr, dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p, static_cast<int64_t>(H) * dout,
+                        nullptr);
+  const auto err = device_error();
+  auto got = out.download();
+  double worst = 0;
+  for (int li = 0; li < L; ++li) {
+    const int t = list[li];
+    for (int h = 0; h < H; ++h) {
+      const int kvh = h / G, n_pos = tok_pos[t] + 1;
+      const float* qh = q.data() + t * q_stride + static_cast<int64_t>(h) * dk;
+      std::vector<float> sc(n_pos), o(dv, 0.0f);
+      for (int pp = 0; pp < n_pos; ++pp) {
+        const float* s = cache.slot(cache.data, tok_seq[t], pp);
+        sc[pp] = cpu::dot_f32(qh, s + (mla ? 0 : kvh * d_or_r), dk) * scale;
+      }
+      cpu::softmax(sc.data(), n_pos);
+      for (int pp = 0; pp < n_pos; ++pp) {
+        const float* s = cache.slot(cache.data, tok_seq[t], pp);
+        cpu::axpy(sc[pp], s + (mla ? 0 : Hkv * d_or_r + kvh * d_or_r), o.data(), dv);
+      }
+      std::vector<float> ref(dout);
+      if (mla) {
+        for (int j = 0; j < vd; ++j) ref[j] = cpu::dot_f32(Wvb.vals.data() + (static_cast<int64_t>(h) * vd + j) * dv, o.data(), dv);
+      } else {
+        ref = o;
+      }
+      worst = std::max(worst, rel_err(got.data() + (static_cast<int64_t>(t) * H + h) * dout, ref.data(), dout));
+    }
+  }
+  rep.check(std::string("attn_decode + attn_combine: ") + label, worst, 2e-5, err);
+}
+
+void causal_softmax_case(Report& rep, Rng& rng) {
+  const int heads = 3, rows = 5, cols = 40, first = 30;
+  auto S = rng.normal(static_cast<size_t>(heads) * rows * cols, 3.0f);
+  Dev<float> dS(S), dP(S.size());
+  kernels::causal_softmax(dS.p, heads, rows, cols, first, dP.p, DType::F32, nullptr);
+  const auto err = device_error();
+  std::vector<float> ref(S.size(), 0.0f);
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < rows; ++i) {
+      const int valid = std::min(cols, first + i + 1);
+      float* r = ref.data() + (static_cast<int64_t>(h) * rows + i) * cols;
+      std::copy_n(S.data() + (static_cast<int64_t>(h) * rows + i) * cols, valid, r);
+      cpu::softmax(r, valid);
+    }
+  rep.check("causal_softmax", rel_err(dP.download(), ref), 1e-6, err);
+}
+
+// The CPU model's routing (engine/model/cpu_model.cpp route()), for reference.
+void route_ref(const std::vector<float>& router, const float* h, int D, const kernels::RouteParams& rp, std::vector<int>& idx,
+               std::vector<float>& wts) {
+  const int E = rp.E, K = rp.K;
+  std::vector<float> probs(E);
+  for (int e = 0; e < E; ++e) probs[e] = cpu::dot_f32(router.data() + static_cast<int64_t>(e) * D, h, D);
+  cpu::softmax(probs.data(), E);
+  std::vector<float> scores = probs;
+  if (rp.group_limited) {
+    const int G = rp.n_group, per = E / G;
+    std::vector<float> gmax(G);
+    for (int g = 0; g < G; ++g) gmax[g] = *std::max_element(probs.begin() + g * per, probs.begin() + (g + 1) * per);
+    std::vector<int> order(G);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return gmax[x] > gmax[y]; });
+    std::vector<char> keep(G, 0);
+    for (int i = 0; i < rp.topk_group; ++i) keep[order[i]] = 1;
+    for (int e = 0; e < E; ++e)
+      if (!keep[e / per]) scores[e] = 0.0f;
+  }
+  std::vector<int> order(E);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                    [&](int x, int y) { return scores[x] > scores[y] || (scores[x] == scores[y] && x < y); });
+  idx.assign(order.begin(), order.begin() + K);
+  wts.resize(K);
+  float sum = 0;
+  for (int i = 0; i < K; ++i) sum += wts[i] = scores[idx[i]];
+  for (auto& w : wts) w = (rp.renormalize ? w / sum : w) * rp.scale;
+}
+
+struct MoeBuffers {
+  Dev<int32_t> pe, slot, sorted, offset, active, n_active;
+  Dev<float> pw;
+  kernels::MoeRouting r;
+  MoeBuffers(int P, int X) : pe(P), slot(P), sorted(P), offset(X + 1), active(X), n_active(1), pw(P) {
+    r = {pe.p, pw.p, slot.p, sorted.p, offset.p, active.p, n_active.p};
+  }
+};
+
+void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token) {
+  const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
+  auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
+  std::vector<int32_t> seq(T, 0);
+  if (pad_token >= 0) seq[pad_token] = -1;
+  Dev<float> dh(h), drouter(router);
+  Dev<int32_t> dseq(seq);
+  MoeBuffers mb(P, X);
+  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, nullptr);
+  kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  const auto err = device_error();
+  auto pe = mb.pe.download(), slot = mb.slot.download(), sorted = mb.sorted.download(), off = mb.offset.download(),
+       active = mb.active.download(), n_act = mb.n_active.download();
+  auto pw = mb.pw.download();
+  int id_mismatch = 0;
+  double w_err = 0;
+  std::vector<int> idx;
+  std::vector<float> wts;
+  for (int t = 0; t < T; ++t) {
+    if (seq[t] < 0) {
+      for (int k = 0; k < KP; ++k) id_mismatch += pe[t * KP + k] != -1;
+      continue;
+    }
+    route_ref(router, h.data() + static_cast<int64_t>(t) * D, D, rp, idx, wts);
+    for (int k = 0; k < rp.K; ++k) {
+      id_mismatch += pe[t * KP + k] != idx[k];
+      w_err = std::max(w_err, static_cast<double>(std::fabs(pw[t * KP + k] - wts[k])) / std::max(1e-6f, std::fabs(wts[k])));
+    }
+    for (int s = 0; s < rp.S; ++s) id_mismatch += pe[t * KP + rp.K + s] != rp.E + s || pw[t * KP + rp.K + s] != 1.0f;
+  }
+  // The sort: offsets are the counts' prefix sums, every pair sits at its slot, slots are stable.
+  std::vector<int> cnt(X, 0);
+  for (int q = 0; q < P; ++q)
+    if (pe[q] >= 0) ++cnt[pe[q]];
+  bool sort_ok = off[0] == 0;
+  int n_active = 0;
+  for (int e = 0; e < X; ++e) {
+    sort_ok = sort_ok && off[e + 1] == off[e] + cnt[e];
+    if (cnt[e] > 0) sort_ok = sort_ok && n_active < X && active[n_active++] == e;
+  }
+  sort_ok = sort_ok && n_act[0] == n_active;
+  for (int q = 0; q < P; ++q) {
+    if (pe[q] < 0) sort_ok = sort_ok && slot[q] == -1;
+    else sort_ok = sort_ok && slot[q] >= off[pe[q]] && slot[q] < off[pe[q] + 1] && sorted[slot[q]] == q;
+  }
+  if (P <= 1024)
+    for (int e = 0; e < X; ++e)
+      for (int i = off[e] + 1; i < off[e + 1]; ++i) sort_ok = sort_ok && sorted[i] > sorted[i - 1];
+  rep.check(std::string("moe_route ") + label + ": expert ids", id_mismatch, 0.0, err);
+  rep.check(std::string("moe_route ") + label + ": weights", w_err, 1e-5, err);
+  rep.expect(std::string("moe_sort ") + label + ": offsets, slots, active list", sort_ok, err);
+}
+
+void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp) {
+  const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
+  auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
+  Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, dt), down(rng, static_cast<int64_t>(X) * D, I, dt);
+  Dev<float> dh(h), drouter(router), act(static_cast<size_t>(P) * I), pair_out(static_cast<size_t>(P) * D);
+  std::vector<int32_t> seq(T, 0);
+  Dev<int32_t> dseq(seq);
+  MoeBuffers mb(P, X);
+  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, nullptr);
+  kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), act.p, nullptr);
+  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), pair_out.p, nullptr);
+  const auto err = device_error();
+  auto pe = mb.pe.download(), slot = mb.slot.download();
+  auto got = pair_out.download();
+  double worst = 0;
+  std::vector<float> g(I), u(I), y(D);
+  for (int q = 0; q < P; ++q) {
+    const int e = pe[q], t = q / KP;
+    cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
+    cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
+    cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, nullptr, g.data());
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu, nullptr, u.data());
+    cpu::silu_mul(g.data(), u.data(), I);
+    cpu::matmul(pool(), g.data(), 1, wd, nullptr, y.data());
+    worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
+  }
+  char name[128];
+  std::snprintf(name, sizeof name, "moe_gate_up + moe_down %s T=%d D=%d I=%d X=%d top-%d", dt == DType::BF16 ? "bf16" : "f32", T, D, I, X,
+                rp.K);
+  rep.check(name, worst, 2e-6, err);
+}
+
+}  // namespace
+
+void run_op_checks(Report& rep, uint64_t seed) {
+  Rng rng(seed);
+  embed_case(rep, rng, DType::BF16);
+  embed_case(rep, rng, DType::F32);
+  residual_rmsnorm_case(rep, rng);
+  for (DType dt : {DType::BF16, DType::F32}) {
+    skinny_case(rep, rng, dt, 1, 2048, 2048, 1, false);
+    skinny_case(rep, rng, dt, 3, 3648, 2048, 1, true);
+    skinny_case(rep, rng, dt, 8, 1000, 1408, 1, false);
+    skinny_case(rep, rng, dt, 13, 77, 48, 1, true);
+    skinny_case(rep, rng, dt, 5, 512, 128, 16, false);  // per-head absorption shape
+    skinny_case(rep, rng, dt, 2, 30, 36, 3, true);      // K % 8 != 0: the scalar path
+    skinny_case(rep, rng, dt, 64, 600, 256, 1, false);
+  }
+  blas_case(rep, rng, DType::BF16, 70, 300, 256, true);
+  blas_case(rep, rng, DType::F32, 70, 300, 256, true);
+  blas_case(rep, rng, DType::BF16, 33, 128, 200, false);
+  mla_prep_case(rep, rng);
+  gqa_prep_case(rep, rng, false);
+  gqa_prep_case(rep, rng, true);
+  attention_case(rep, rng, "MLA r=512 p=64 16 heads, bf16 W_vb", true, 16, 1, 512, 64, 128, DType::BF16, {300, 2049},
+                 {0, 0, 1, 1}, {298, 299, 7, 2048}, {0, 1, 2, 3});
+  attention_case(rep, rng, "MLA r=32 p=8 4 heads, f32 W_vb, listed subset", true, 4, 1, 32, 8, 16, DType::F32, {40, 5},
+                 {0, 1, 0}, {39, 4, 20}, {2, 0});
+  attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1}, {999, 16}, {0, 1});
+  attention_case(rep, rng, "MHA 8 heads, d=64", false, 8, 8, 64, 0, 0, DType::F32, {333}, {0, 0}, {100, 332}, {0, 1});
+  attention_case(rep, rng, "GQA 6 heads / 3 KV, d=8", false, 6, 3, 8, 0, 0, DType::F32, {70}, {0}, {69}, {0});
+  causal_softmax_case(rep, rng);
+  kernels::RouteParams greedy{64, 6, 2, 1, 1, false, false, 1.0f};
+  route_case(rep, rng, "greedy E=64 top-6 + 2 shared", 37, 2048, greedy, 5);
+  kernels::RouteParams group{160, 6, 2, 8, 3, true, false, 16.0f};
+  route_case(rep, rng, "group-limited E=160 8 groups keep 3", 9, 512, group, -1);
+  kernels::RouteParams renorm{128, 8, 0, 1, 1, false, true, 1.0f};
+  route_case(rep, rng, "renormalised E=128 top-8", 200, 256, renorm, 3);
+  experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy);
+  experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy);
+  experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f});
+}
+
+}  // namespace ghostline::gpu_test
