@@ -10,10 +10,13 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: compiler and build tools, the libraries we link, clang for the fuzz target,
-# Python for the benchmark harness, Neovim for the plugin tests.
+# Python for the benchmark harness, Neovim for the plugin tests; for the VS Code end-to-end test
+# (tests/editors/vscode): Chromium, and what code-server's install needs (libkrb5-dev for a native
+# module it compiles, ripgrep, see prime_ripgrep_cache).
 apt_packages=(build-essential cmake ninja-build pkg-config git ca-certificates
               libboost-dev nlohmann-json3-dev doctest-dev libpcre2-dev libutf8proc-dev
-              clang libclang-rt-14-dev python3 neovim)
+              clang libclang-rt-14-dev python3 neovim
+              chromium libkrb5-dev ripgrep)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()
@@ -27,16 +30,46 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# code-server (tests/editors/vscode) runs VS Code's own install, where @vscode/ripgrep downloads rg
+# from GitHub. It first looks in its download cache; we put Debian's rg there, so installing needs
+# only the npm registry. The names are those of @vscode/ripgrep 1.15.11 (rg release v13.0.0-10),
+# the version code-server 4.100.3 pins; a code-server upgrade may need them changed.
+prime_ripgrep_cache() {
+  local target
+  case "$(uname -m)" in
+    x86_64) target=x86_64-unknown-linux-musl ;;
+    aarch64) target=aarch64-unknown-linux-musl ;;
+    *) return 0 ;;
+  esac
+  local cache="${TMPDIR:-/tmp}/vscode-ripgrep-cache-1.15.11"
+  local archive="$cache/ripgrep-v13.0.0-10-$target.tar.gz"
+  [ -s "$archive" ] && return 0
+  local staging
+  staging=$(mktemp -d)
+  cp "$(command -v rg)" "$staging/rg"
+  mkdir -p "$cache"
+  tar czf "$archive" -C "$staging" rg
+  rm -rf "$staging"
+}
+
 # npm packages, pinned by each folder's package-lock.json. Lock files record no download
-# addresses; npm ci is skipped when node_modules already matches the lock.
+# addresses; npm ci is skipped when node_modules already matches the lock (a stamp with the
+# lock's hash, written after a successful npm ci).
 npm config set omit-lockfile-registry-resolved true >/dev/null 2>&1 || true
-for dir in grammars tests/integration tests/tokenizer editors/vscode; do
+for dir in grammars tests/integration tests/tokenizer editors/vscode tests/editors/vscode; do
   [ -f "$dir/package-lock.json" ] || continue
   stamp="$dir/node_modules/.ghostline-lock-sha"
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "npm ci in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    if [ "$dir" = tests/editors/vscode ]; then
+      # code-server's postinstall runs npm install inside itself: as root it wants unsafe-perm,
+      # and one native module's script runs `npx node-gyp`, which must not stop to ask.
+      prime_ripgrep_cache
+      (cd "$dir" && npm_config_unsafe_perm=true npm_config_yes=true npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    else
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
     echo "$want" > "$stamp"
   fi
 done
