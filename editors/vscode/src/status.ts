@@ -49,13 +49,19 @@ function baseName(path: string): string {
   return parts.length ? parts[parts.length - 1] : path;
 }
 
-// The server's log lines that carry status (completion/service_impl.cpp):
-//   "model <dir> loaded on <device> in <N> ms (...)"   and   "model load failed: <why>"
+// The server's log lines that carry status (completion/service_impl.cpp). The model-load progress
+// also arrives as log lines when it starts before the client's initialize is answered (the server
+// loads its model at start):
+//   "Loading model <dir>", "Model <name> ready", "Model failed to load: <why>",
+//   "model <dir> loaded on <device> in <N> ms (...)", "model load failed: <why>"
 export function parseLogLine(line: string): Partial<Status> | undefined {
   const loaded = /^model (.+) loaded on (\S+) in (\d+) ms/.exec(line);
-  if (loaded) return { model: baseName(loaded[1]), device: loaded[2], loadMs: Number(loaded[3]), error: undefined };
-  const failed = /^model load failed: (.*)$/.exec(line);
-  if (failed) return { error: failed[1] };
+  if (loaded) return { model: baseName(loaded[1]), device: loaded[2], loadMs: Number(loaded[3]), error: undefined, loading: undefined };
+  const failed = /^(?:model load failed|Model failed to load): (.*)$/.exec(line);
+  if (failed) return { error: failed[1], loading: undefined };
+  const loading = /^Loading model (.+)$/.exec(line);
+  if (loading) return { loading: { message: line } };
+  if (/^Model \S+ ready$/.test(line)) return { loading: undefined };
   return undefined;
 }
 
@@ -175,7 +181,7 @@ export function render(s: Status): Rendered {
   if (s.state === "running" || s.state === "starting") {
     if (s.error && s.state === "running") lines.push(`Error: ${s.error}`);
     if (s.model) lines.push(`Model: ${s.model}${s.loadMs !== undefined ? ` (loaded in ${formatMs(s.loadMs)})` : ""}`);
-    else if (s.state === "running") lines.push("Model: loads with the first completion");
+    else if (s.state === "running") lines.push("Model: not loaded yet");
     if (s.device) lines.push(`Device: ${s.device}`);
     if (s.lastLatencyMs !== undefined)
       lines.push(`Last completion: ${formatMs(s.lastLatencyMs)}${s.lastEmpty ? ", no suggestion" : ""}`);

@@ -9,9 +9,12 @@ const run = (events: StatusEvent[], from: Status = initialStatus) => events.redu
 test("the server's model-load log line gives the model's folder name and the device", () => {
   assert.deepEqual(
     parseLogLine("model /repo/models/ghostline-coder-tiny loaded on cpu in 812 ms (DeepSeek FIM, SPM, KV for 4096 tokens)"),
-    { model: "ghostline-coder-tiny", device: "cpu", loadMs: 812, error: undefined },
+    { model: "ghostline-coder-tiny", device: "cpu", loadMs: 812, error: undefined, loading: undefined },
   );
-  assert.deepEqual(parseLogLine("model load failed: config.json: no such file"), { error: "config.json: no such file" });
+  assert.deepEqual(parseLogLine("model load failed: config.json: no such file"), { error: "config.json: no such file", loading: undefined });
+  assert.deepEqual(parseLogLine("Model failed to load: bad"), { error: "bad", loading: undefined });
+  assert.deepEqual(parseLogLine("Loading model /m/tiny"), { loading: { message: "Loading model /m/tiny" } });
+  assert.deepEqual(parseLogLine("Model tiny ready"), { loading: undefined });
   assert.equal(parseLogLine("didChange ignored: document is not open"), undefined);
 });
 
@@ -21,7 +24,7 @@ test("a session: starting, running, loading, loaded, completions", () => {
 
   s = run([{ kind: "running", serverVersion: "0.1.0" }], s);
   assert.equal(render(s).text, "$(sparkle) Ghostline");
-  assert.match(render(s).tooltip, /Model: loads with the first completion/);
+  assert.match(render(s).tooltip, /Model: not loaded yet/);
   assert.match(render(s).tooltip, /Version: ghostline 0\.1\.0/);
 
   s = run([{ kind: "progress", phase: "begin", message: "Loading model /m/tiny", percent: 0 }], s);
@@ -46,6 +49,14 @@ test("a session: starting, running, loading, loaded, completions", () => {
   s = run([{ kind: "completion", latencyMs: 3.25, items: 0 }], s);
   assert.equal(render(s).text, "$(sparkle) Ghostline · tiny · cpu · 3.3 ms");
   assert.match(render(s).tooltip, /Last completion: 3\.3 ms, no suggestion/);
+});
+
+test("a model load reported in log lines (before initialize was answered) shows as loading", () => {
+  let s = run([{ kind: "running" }, { kind: "log", message: "Loading model /m/tiny" }]);
+  assert.equal(render(s).text, "$(loading~spin) Ghostline");
+  assert.match(render(s).tooltip, /^Loading model \/m\/tiny$/m);
+  s = run([{ kind: "log", message: "Model tiny ready" }, { kind: "log", message: "model /m/tiny loaded on cpu in 300 ms (x)" }], s);
+  assert.equal(render(s).text, "$(sparkle) Ghostline · tiny · cpu");
 });
 
 test("a failed model load shows a warning that says why", () => {
