@@ -2,7 +2,7 @@
 # On the GPU machine, in one go: build the CUDA backend's checks and benchmark (tests/gpu/device,
 # sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
 # bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
-#   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  [tokrefs.tar.gz]
+#   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  [tokrefs.tar.gz] [sanitizer.log]
 # Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs]
 #   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
 # The device tool runs it from the repository root; nothing here needs the network.
@@ -62,14 +62,19 @@ stamp "built"
 status=0
 if [ "$tests" = 1 ]; then
   stamp "test_gpu"
-  build-gpu/test_gpu --json "$OUT/test_gpu.json" > "$OUT/test_gpu.log" 2>&1
+  timeout 200 build-gpu/test_gpu --json "$OUT/test_gpu.json" > "$OUT/test_gpu.log" 2>&1
   status=$?
-  grep -E "FAIL|test_gpu:" "$OUT/test_gpu.log" | head -60
+  grep -E "FAIL|test_gpu" "$OUT/test_gpu.log" | head -80
   stamp "test_gpu exit $status"
+  if grep -qiE "illegal|misaligned|unspecified launch" "$OUT/test_gpu.log"; then
+    stamp "a kernel faulted: the op checks under compute-sanitizer"
+    timeout 120 compute-sanitizer --tool memcheck --print-limit 5 build-gpu/test_gpu --ops > "$OUT/sanitizer.log" 2>&1
+    grep -E "Invalid|at 0x|by thread|Address|ERROR SUMMARY" "$OUT/sanitizer.log" | head -30
+  fi
 fi
 if [ "$bench" = 1 ]; then
   stamp "bench_cuda"
-  timeout 400 build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
+  timeout ${BENCH_TIMEOUT:-250} build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
     bench/cuda/dsv2-lite.json bench/cuda/qwen3-30b-a3b.json bench/cuda/deepseek-coder-6.7b.json > "$OUT/bench.log" 2>&1
   echo "bench_cuda exit $?"
   cat "$OUT/bench.log"
