@@ -19,6 +19,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "completion/context.h"
 #include "completion/document.h"
@@ -52,13 +54,41 @@ std::string healing_fragment(const std::string& line_prefix) {
   size_t i = line_prefix.size();
   while (i > 0 && line_prefix.size() - i < 24 && word(line_prefix[i - 1])) --i;
   if (i == line_prefix.size()) {
-    while (i > 0 && line_prefix.size() - i < 8 && (line_prefix[i - 1] == ' ' || line_prefix[i - 1] == '\t')) --i;
-    // Indentation alone (nothing else on the line) is left as it is.
+    while (i > 0 && line_prefix.size() - i < 16 && (line_prefix[i - 1] == ' ' || line_prefix[i - 1] == '\t')) --i;
+    // Indentation alone is left as it is: healing it gave more answers but no more exact ones
+    // (80 held-out indented lines: 5.0% exact without, 3.8% with).
     if (line_prefix.find_first_not_of(" \t") == std::string::npos) return {};
   }
   // Do not cut a UTF-8 character.
   while (i < line_prefix.size() && (static_cast<unsigned char>(line_prefix[i]) & 0xC0) == 0x80) ++i;
   return line_prefix.substr(i);
+}
+
+// Where a small model's loop begins: the first complete line that starts a repeat of the 1-4
+// lines just before it ("a\nb\nb\n", "a\nb\na\nb\n"); nullopt when there is none. Real code
+// seldom repeats a block verbatim right after itself; a 10M-parameter model often does.
+std::optional<size_t> repetition_start(std::string_view text) {
+  std::vector<std::pair<size_t, std::string_view>> lines;  // complete lines: start, trimmed text
+  size_t start = 0;
+  for (size_t nl = text.find('\n'); nl != std::string_view::npos; start = nl + 1, nl = text.find('\n', start)) {
+    std::string_view l = text.substr(start, nl - start);
+    while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);
+    while (!l.empty() && (l.back() == ' ' || l.back() == '\t' || l.back() == '\r')) l.remove_suffix(1);
+    lines.emplace_back(start, l);
+  }
+  for (size_t end = 2; end <= lines.size(); ++end) {
+    for (size_t span = 1; span <= 4 && 2 * span <= end; ++span) {
+      bool same = true, content = false;
+      for (size_t k = 0; k < span && same; ++k) {
+        const auto& a = lines[end - 2 * span + k].second;
+        const auto& b = lines[end - span + k].second;
+        same = a == b;
+        content = content || a.size() >= 3;
+      }
+      if (same && content) return lines[end - span].first;
+    }
+  }
+  return std::nullopt;
 }
 
 bool language_enabled(const Settings& s, const std::string& language_id, Language language) {
@@ -241,17 +271,12 @@ class ServiceImpl final : public Service {
       return done(std::move(r));
     }
     // Typing-through: the user typed the start of what is shown; the rest needs no model.
-    if (!request.selected_text) {
-      if (auto rest = typing_.remainder(request.uri, text, request.cursor)) {
-        CompletionResult r;
-        r.items.push_back(Suggestion{*rest, request.cursor, request.cursor, ""});
-        r.stats.source = "typing-through";
-        r.stats.total_ms = ms_since(t0);
-        return done(std::move(r));
-      }
-    }
-    // Anything else makes the document's background continuation stale.
-    {
+    if (!request.selected_text)
+      if (auto r = typing_through(request.uri, text, request.cursor, t0)) return done(std::move(*r));
+    // Anything but typing the shown text makes the document's background continuation stale;
+    // after typing all of the shown first line, the request waits for the continuation instead
+    // (it runs on the same worker) and is answered by typing-through there.
+    if (request.selected_text || !typing_.typed_all_or_part(request.uri, text, request.cursor)) {
       std::lock_guard lock(mu_);
       if (auto it = docs_.find(request.uri); it != docs_.end()) it->second.continuation.cancel();
     }
@@ -344,11 +369,25 @@ class ServiceImpl final : public Service {
     return model_;
   }
 
+  // The rest of the shown suggestion when the user typed its start, as an answer.
+  std::optional<CompletionResult> typing_through(const std::string& uri, const std::string& text, size_t cursor,
+                                                 Clock::time_point t0) const {
+    auto rest = typing_.remainder(uri, text, cursor);
+    if (!rest) return std::nullopt;
+    CompletionResult r;
+    r.items.push_back(Suggestion{*rest, cursor, cursor, ""});
+    r.stats.source = "typing-through";
+    r.stats.total_ms = ms_since(t0);
+    return r;
+  }
+
   // ---- one completion, on worker_ ----
 
   void run_completion(Job job, const CancelToken& cancel, const std::shared_ptr<OnceReply>& reply) {
     if (cancel.cancelled()) return (*reply)(make_error(ErrorCode::Cancelled, "cancelled"));
     const auto& req = job.request;
+    if (!req.selected_text)
+      if (auto r = typing_through(req.uri, job.snapshot.text(), req.cursor, job.t0)) return (*reply)(std::move(*r));
     auto loaded = ensure_model();
     if (!loaded) return (*reply)(loaded.error());
     const std::shared_ptr<const LoadedModel> model = *loaded;
@@ -407,7 +446,8 @@ class ServiceImpl final : public Service {
       if (text.compare(0, heal.size(), heal) != 0) return std::string_view();  // cannot happen unless cut
       return text.substr(heal.size());
     };
-    const std::string key = SuggestionCache::key(model->path, prompt, max_tokens, mode_name(ctx.mode));
+    // The healed fragment is part of the question: "ret|" and "retu|" share a healed prompt.
+    const std::string key = SuggestionCache::key(model->path, prompt + '\x01' + heal, max_tokens, mode_name(ctx.mode));
     auto answer = [&](std::string suggestion, CompletionStats stats) {
       typing_.remember(req.uri, job.snapshot.text(), req.cursor, lead.empty() ? suggestion : lead + suggestion);
       result.stats = std::move(stats);
@@ -462,6 +502,7 @@ class ServiceImpl final : public Service {
       if (!healed_text) return false;
       const std::string_view partial = *healed_text;
       if (complete_at(ctx, partial)) return true;
+      if (ctx.mode == Mode::MultiLine && repetition_start(partial)) return true;
       if (may_answer_early && !early_sent->load() && ms_since(job.t0) >= job.settings.early_first_line_ms) {
         const size_t nl = partial.find('\n');
         if (nl != std::string_view::npos && partial.find_first_not_of(" \t\r\n") < nl) {
@@ -493,8 +534,16 @@ class ServiceImpl final : public Service {
       log("completion failed: " + out.error().message);
       return (*reply)(out.error());
     }
-    const auto generated = after_heal(out->text);
-    std::string suggestion = postprocess(snap, ctx, generated ? *generated : std::string_view());
+    std::string_view generated = after_heal(out->text).value_or(std::string_view());
+    if (ctx.mode == Mode::MultiLine) {
+      if (auto loop = repetition_start(generated)) generated = generated.substr(0, *loop);
+      // Cut by the token limit: a multi-line answer keeps its complete lines only.
+      const size_t last_nl = generated.rfind('\n');
+      if (out->reason == engine::FinishReason::Length && last_nl != std::string_view::npos &&
+          generated.find_first_not_of(" \t\r\n") < last_nl)
+        generated = generated.substr(0, last_nl);
+    }
+    std::string suggestion = postprocess(snap, ctx, generated);
     {
       std::lock_guard lock(mu_);
       last_raw_[req.uri] = suggestion;

@@ -20,21 +20,30 @@ void TypingThrough::forget(const std::string& uri) {
 }
 
 std::optional<std::string> TypingThrough::remainder(const std::string& uri, const std::string& text, size_t cursor) const {
+  auto rest = typed_part(uri, text, cursor);
+  if (!rest || rest->empty()) return std::nullopt;  // nothing left: ask the model again
+  return rest;
+}
+
+bool TypingThrough::typed_all_or_part(const std::string& uri, const std::string& text, size_t cursor) const {
+  return typed_part(uri, text, cursor).has_value();
+}
+
+std::optional<std::string> TypingThrough::typed_part(const std::string& uri, const std::string& text, size_t cursor) const {
   std::lock_guard lock(mu_);
   auto it = shown_.find(uri);
   if (it == shown_.end()) return std::nullopt;
   const Shown& s = it->second;
   if (cursor < s.cursor) return std::nullopt;
   size_t typed = cursor - s.cursor;
-  if (typed >= s.suggestion.size()) return std::nullopt;  // nothing left: ask the model again
+  if (typed > s.suggestion.size()) return std::nullopt;
   if (text.size() != s.text.size() + typed || cursor > text.size()) return std::nullopt;
   // Before the old cursor unchanged, the typed bytes equal the suggestion's start, after unchanged.
   if (text.compare(0, s.cursor, s.text, 0, s.cursor) != 0) return std::nullopt;
   if (text.compare(s.cursor, typed, s.suggestion, 0, typed) != 0) return std::nullopt;
   if (text.compare(cursor, std::string::npos, s.text, s.cursor, std::string::npos) != 0) return std::nullopt;
   // Never split a UTF-8 character: the remainder must start at a character boundary.
-  unsigned char next = static_cast<unsigned char>(s.suggestion[typed]);
-  if ((next & 0xC0) == 0x80) return std::nullopt;
+  if (typed < s.suggestion.size() && (static_cast<unsigned char>(s.suggestion[typed]) & 0xC0) == 0x80) return std::nullopt;
   return s.suggestion.substr(typed);
 }
 

@@ -28,8 +28,13 @@ class TypingThrough {
   // remembered cursor (now at `cursor` = old cursor + k) and nothing else changed, returns the
   // rest of the suggestion (non-empty); otherwise nullopt.
   std::optional<std::string> remainder(const std::string& uri, const std::string& text, size_t cursor) const;
+  // True when `text` is the remembered document with some or all of the suggestion typed (so
+  // work that is completing the suggestion is still wanted).
+  bool typed_all_or_part(const std::string& uri, const std::string& text, size_t cursor) const;
 
  private:
+  // The untyped rest (maybe empty) when `text` is the remembered one with a prefix typed.
+  std::optional<std::string> typed_part(const std::string& uri, const std::string& text, size_t cursor) const;
   struct Shown {
     std::string text;
     size_t cursor = 0;
