@@ -11,7 +11,7 @@ import re
 import subprocess
 import tempfile
 
-from tasks import cursor_of
+from tasks import editor_file
 
 SOURCES = ("ghostline", "canonical", "wrong")
 WRONG_LINE = "raise AssertionError('ghostline-bench: deliberately wrong completion')"
@@ -61,12 +61,12 @@ class GhostlineSource:
         return cmd
 
     def complete(self, task):
-        line, col = cursor_of(task["prompt"])
+        text, (line, col) = editor_file(task)
         with tempfile.TemporaryDirectory(prefix="ghostline-fim-src-") as tmp:
             name = re.sub(r"[^A-Za-z0-9_]+", "_", task["task_id"]).strip("_") or "task"
             path = os.path.join(tmp, name + ".py")
             with open(path, "w", encoding="utf-8", newline="") as f:
-                f.write(task["prompt"] + task["suffix"])
+                f.write(text)
             cmd = self.command(path, line, col)
             try:
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

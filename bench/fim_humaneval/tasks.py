@@ -63,8 +63,27 @@ def cursor_of(prompt):
     return line, len(last_line) + 1
 
 
+def whole_line_hole(task):
+    """True when the hole is whole lines (single- and multi-line splits): it starts at a line start
+    and its canonical text ends with a newline."""
+    return (task["prompt"] == "" or task["prompt"].endswith("\n")) and task["canonical_solution"].endswith("\n")
+
+
+def editor_file(task):
+    """The file an editor would hold at the hole, and the cursor's (line, column). A whole-line hole
+    is an empty line where the user is about to type (prompt + "\n" + suffix, cursor at its start),
+    as in an editor; a hole inside a line is the prompt and suffix joined, the cursor between."""
+    if whole_line_hole(task):
+        return task["prompt"] + "\n" + task["suffix"], cursor_of(task["prompt"])
+    return task["prompt"] + task["suffix"], cursor_of(task["prompt"])
+
+
 def program_of(task, completion):
-    """The Python program whose exit tells whether `completion` fills the task's hole correctly."""
+    """The Python program whose exit tells whether `completion` fills the task's hole correctly.
+    For a whole-line hole the completion fills the empty line: it ends with its line break (the
+    editor's, when the suggestion does not end with one itself)."""
+    if whole_line_hole(task) and completion and not completion.endswith("\n"):
+        completion += "\n"
     return (task["prompt"] + completion + task["suffix"] + "\n" + task["test"] + "\n"
             + f"check({task['entry_point']})\n")
 

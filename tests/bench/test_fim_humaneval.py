@@ -22,7 +22,7 @@ sys.path.insert(0, HARNESS)
 
 import sandbox  # noqa: E402
 from completion import GhostlineSource  # noqa: E402
-from tasks import cursor_of, load_split  # noqa: E402
+from tasks import cursor_of, editor_file, load_split, program_of, whole_line_hole  # noqa: E402
 
 
 def run_harness(*args):
@@ -136,6 +136,20 @@ class Cursor(unittest.TestCase):
                 lines = (task["prompt"] + task["suffix"]).split("\n")
                 before = "\n".join(lines[:line - 1] + [lines[line - 1][:col - 1]])
                 self.assertEqual(before, task["prompt"], task["task_id"])
+
+    def test_whole_line_holes_are_an_empty_line_in_the_editor(self):
+        for split in ("single", "multi"):
+            for task in load_split(DATA, split, 20):
+                self.assertTrue(whole_line_hole(task), task["task_id"])
+                text, (line, col) = editor_file(task)
+                self.assertEqual(col, 1)
+                self.assertEqual(text.split("\n")[line - 1], "", task["task_id"])
+                # A one-line completion without its newline fills the line; the canonical one as is.
+                canonical = task["canonical_solution"]
+                self.assertEqual(program_of(task, canonical), program_of(task, canonical[:-1]))
+        for task in load_split(DATA, "random", 20):
+            if not whole_line_hole(task):
+                self.assertEqual(editor_file(task)[0], task["prompt"] + task["suffix"])
 
     def test_command_follows_the_cli_contract(self):
         src = GhostlineSource("/bin/ghostline", model="m", device="cpu", max_tokens=32)
