@@ -30,8 +30,8 @@ function textOf(item: vscode.InlineCompletionItem): string {
 }
 
 export function activate(context: vscode.ExtensionContext, server: Server): void {
-  // The latest suggestion per document, with the document version it was made for.
-  const shown = new Map<string, ShownSuggestion & { version: number }>();
+  // The latest suggestion per document (what partial accepts work from).
+  const shown = new Map<string, ShownSuggestion>();
 
   const provide: Provide = async (document, position, ctx, token, next) => {
     const uri = document.uri.toString();
@@ -48,7 +48,7 @@ export function activate(context: vscode.ExtensionContext, server: Server): void
     const first = items[0];
     if (first && textOf(first).length > 0) {
       const start = first.range ? first.range.start : position;
-      shown.set(uri, { uri, start: document.offsetAt(start), insertText: textOf(first), version: document.version });
+      shown.set(uri, { uri, start: document.offsetAt(start), insertText: textOf(first) });
     } else {
       shown.delete(uri);
     }
