@@ -5,7 +5,8 @@
 // SPM FIM layout the embedded model is trained with (BOS <fim_hole> suffix <fim_begin> prefix
 // <fim_end>) and the engine generates up to --max-tokens greedily, with speculation off and on;
 // outputs must be identical. Reports accepted tokens per verification step, decode tokens/s,
-// end-to-end latency, the speed-up, and the cost of one forward over n tokens (n = 1..9) that
+// end-to-end latency, the speed-up (for every completion and for the multi-line ones: text over
+// two or more non-blank lines), and the cost of one forward over n tokens (n = 1..9) that
 // decides where verifying a draft pays. JSON to bench/results/speculation-<date>.json (or --out).
 //
 //   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
@@ -161,6 +162,13 @@ int main(int argc, char** argv) {
   const std::string dump_path = arg(argc, argv, "dump-tokens", "");
   std::ofstream dump;
   if (!dump_path.empty()) dump.open(dump_path);
+  // Per subset (0: every point, 1: multi-line completions, whose text spans two or more
+  // non-blank lines): decode ms and tokens for off / on / hint, drafted and accepted tokens.
+  struct Totals {
+    double dec_ms[3] = {0, 0, 0};
+    long tokens[3] = {0, 0, 0}, proposed[3] = {0, 0, 0}, accepted[3] = {0, 0, 0};
+    int points = 0;
+  } subset[2];
   double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
   long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
   int steps_on = 0;
@@ -179,6 +187,7 @@ int main(int argc, char** argv) {
     prompt.push_back(fim_end);
     std::vector<int32_t> outs[2];
     nlohmann::json row = {{"cursor", c}, {"prompt_tokens", prompt.size()}};
+    GenerationStats stats[3];
     for (int spec = 0; spec < 2; ++spec) {
       Engine* e = engines[spec].get();
       GenerationRequest req;
@@ -198,6 +207,7 @@ int main(int argc, char** argv) {
       StreamEvent ev = fut.get();
       outs[spec] = *toks;
       const auto& s = ev.stats;
+      stats[spec] = s;
       total_dec_ms[spec] += s.total_ms - s.ttft_ms;
       total_ms[spec] += s.total_ms;
       total_tok[spec] += std::max(0, s.generated_tokens - 1);
@@ -228,6 +238,7 @@ int main(int argc, char** argv) {
         if (ev.finished) done->set_value(ev);
       });
       StreamEvent ev = fut.get();
+      stats[2] = ev.stats;
       if (*toks != outs[0]) ++mismatches;
       hint_dec_ms += ev.stats.total_ms - ev.stats.ttft_ms;
       hint_tok += std::max(0, ev.stats.generated_tokens - 1);
@@ -237,7 +248,46 @@ int main(int argc, char** argv) {
                      {"total_ms", ev.stats.total_ms}, {"draft_proposed", ev.stats.draft_proposed},
                      {"draft_accepted", ev.stats.draft_accepted}};
     }
+    const std::string out_text = T.decode(outs[0]);
+    const size_t last = out_text.find_last_not_of(" \t\r\n"), first = out_text.find_first_not_of(" \t\r\n");
+    const bool multiline = last != std::string::npos && out_text.find('\n', first) < last;
+    row["multiline"] = multiline;
+    for (int sub = 0; sub < 2; ++sub) {
+      if (sub == 1 && !multiline) continue;
+      Totals& tt = subset[sub];
+      ++tt.points;
+      for (int m = 0; m < 3; ++m) {
+        tt.dec_ms[m] += stats[m].total_ms - stats[m].ttft_ms;
+        tt.tokens[m] += std::max(0, stats[m].generated_tokens - 1);
+        tt.proposed[m] += stats[m].draft_proposed;
+        tt.accepted[m] += stats[m].draft_accepted;
+      }
+    }
     runs.push_back(row);
+  }
+  // Decode tokens per verification step: every decode step yields one token plus its accepted
+  // draft tokens.
+  auto subset_json = [](const Totals& tt) {
+    nlohmann::json j = {{"points", tt.points}};
+    const char* names[3] = {"off", "on", "hint"};
+    const double tps_off = tt.tokens[0] * 1000.0 / std::max(1e-9, tt.dec_ms[0]);
+    for (int m = 0; m < 3; ++m) {
+      const double tps = tt.tokens[m] * 1000.0 / std::max(1e-9, tt.dec_ms[m]);
+      const long steps = std::max(1L, tt.tokens[m] - tt.accepted[m]);
+      j[names[m]] = {{"decode_tokens_per_s", tps}, {"speedup", tps / std::max(1e-9, tps_off)}, {"decode_tokens", tt.tokens[m]},
+                     {"draft_proposed", tt.proposed[m]}, {"draft_accepted", tt.accepted[m]},
+                     {"tokens_per_step", static_cast<double>(tt.tokens[m]) / steps}};
+    }
+    return j;
+  };
+  for (int sub = 0; sub < 2; ++sub) {
+    const Totals& tt = subset[sub];
+    const auto j = subset_json(tt);
+    std::printf("%s (%d points): off %.0f tok/s; lookup %.2fx (%.2f tokens/step, %ld of %ld drafted accepted); "
+                "previous suggestion %.2fx (%.2f tokens/step)\n",
+                sub ? "multi-line completions" : "all completions", tt.points, j["off"]["decode_tokens_per_s"].get<double>(),
+                j["on"]["speedup"].get<double>(), j["on"]["tokens_per_step"].get<double>(), tt.accepted[1], tt.proposed[1],
+                j["hint"]["speedup"].get<double>(), j["hint"]["tokens_per_step"].get<double>());
   }
   const double tps_hint = hint_tok * 1000.0 / std::max(1e-9, hint_dec_ms);
   const double tps_off = total_tok[0] * 1000.0 / std::max(1e-9, total_dec_ms[0]);
@@ -265,6 +315,7 @@ int main(int argc, char** argv) {
                         {"decode_tokens_per_s_hint", tps_hint}, {"speedup_hint", tps_hint / std::max(1e-9, tps_off)},
                         {"hint_draft_proposed", hint_proposed}, {"hint_draft_accepted", hint_accepted}, {"draft_proposed", proposed},
                         {"draft_accepted", accepted}, {"mismatches", mismatches}, {"forward_cost", cost},
+                        {"all", subset_json(subset[0])}, {"multiline", subset_json(subset[1])},
                         {"points", runs}};
   std::ofstream(out_path) << doc.dump(2) << "\n";
   std::printf("wrote %s\n", out_path.c_str());

@@ -31,9 +31,13 @@ DraftPolicy::DraftPolicy(int fixed_length) : fixed_length_(std::min(fixed_length
 }
 
 void DraftPolicy::record_step(int tokens, double ms) {
-  constexpr double w = 0.1;
   if (tokens <= 0 || tokens > kMaxStepTokens || ms <= 0) return;
-  step_ms_[tokens] = timed_[tokens] ? (1 - w) * step_ms_[tokens] + w * ms : ms;
+  auto& ring = samples_[tokens];
+  ring[n_samples_[tokens]++ % kSamples] = ms;
+  const int n = std::min(n_samples_[tokens], kSamples);
+  std::array<double, kSamples> sorted = ring;
+  std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.begin() + n);
+  step_ms_[tokens] = sorted[n / 2];
   timed_[tokens] = true;
 }
 

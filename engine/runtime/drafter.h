@@ -10,8 +10,9 @@
 // are separate sources with their own acceptance.
 //
 // DraftPolicy picks the draft length where verification pays. It keeps what a step of n tokens
-// costs (a decaying average per n from timed steps, n = 1 .. kMaxStepTokens; an n not timed yet
-// is interpolated between timed ones, a little optimistically so that it gets tried) and how
+// costs (the median of the last few timed steps of n tokens, n = 1 .. kMaxStepTokens, so that a
+// step slowed down by another process does not move it; an n not timed yet is interpolated
+// between timed ones, a little optimistically so that it gets tried) and how
 // often each source's drafted tokens are accepted (a per-token rate a, decaying average), and
 // picks the k in 0..8 that maximises expected tokens per millisecond,
 // (1 - a^(k+1)) / (1 - a) / cost(1 + k). The cost curve of a backend is not a line: on the CPU
@@ -55,7 +56,10 @@ class DraftPolicy {
   double cost_ms(int n) const;
 
  private:
-  std::array<double, kMaxStepTokens + 1> step_ms_{};  // decaying average per n
+  static constexpr int kSamples = 9;  // timed steps kept per n
+  std::array<std::array<double, kSamples>, kMaxStepTokens + 1> samples_{};
+  std::array<int, kMaxStepTokens + 1> n_samples_{};   // total recorded per n
+  std::array<double, kMaxStepTokens + 1> step_ms_{};  // median of the kept samples
   std::array<bool, kMaxStepTokens + 1> timed_{};
   double accepted_[kDraftSources], rejected_[kDraftSources];  // decaying counts per source
   uint64_t calls_ = 0;

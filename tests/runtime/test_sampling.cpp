@@ -108,4 +108,7 @@ TEST_CASE("draft policy: the cost curve decides the draft length") {
   for (int n = 1; n <= 9; ++n) steps.record_step(n, ms[n]);
   for (int i = 0; i < 20; ++i) steps.record_verification(DraftSource::LookupLong, 4, 3);
   CHECK(steps.length(DraftSource::LookupLong) == 3);
+  // A step slowed down by another process (descheduled for 40 ms) does not move the estimate.
+  for (int i = 0; i < 4; ++i) steps.record_step(9, i == 2 ? 40.0 : 3.0);
+  CHECK(steps.cost_ms(9) == doctest::Approx(3.0));
 }
