@@ -1,8 +1,9 @@
 // The language client: starts `ghostline lsp` over stdio with vscode-languageclient, keeps it in
 // step with the `ghostline.*` settings (restart or workspace/didChangeConfiguration, see
 // settings.ts), and turns what the server says (window/logMessage, the model-load $/progress,
-// the `ghostline/status` request and `ghostline/completionStats` notification) into status events. Inline completions, code actions and
-// quick fixes are vscode-languageclient's own features; the inline feature adds middleware.
+// the `ghostline/status` request and the `ghostline/completionStats` notification) into status
+// events. Inline completions, code actions and quick fixes are vscode-languageclient's own
+// features; the inline feature adds middleware.
 import * as fs from "fs";
 import * as path from "path";
 import * as vscode from "vscode";
@@ -49,7 +50,6 @@ export class Server implements vscode.Disposable {
   readonly onStatus = this.statusEmitter.event;
   private readonly disposables: vscode.Disposable[] = [];
   private crashes: number[] = [];
-  private binary = "";
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -76,11 +76,11 @@ export class Server implements vscode.Disposable {
   async start(): Promise<void> {
     if (this.client) return;
     this.crashes = [];
-    this.binary = resolveBinary(binaryCandidates(this.settings, this.context.extensionPath, path.join), (p) => fs.existsSync(p));
+    const binary = resolveBinary(binaryCandidates(this.settings, this.context.extensionPath, path.join), (p) => fs.existsSync(p));
     const args = serverArgs(this.settings);
-    this.log.info(`starting ${this.binary} ${args.join(" ")}`);
+    this.log.info(`starting ${binary} ${args.join(" ")}`);
     this.emit({ kind: "starting" });
-    const client = this.createClient(this.binary, args);
+    const client = this.createClient(binary, args);
     this.client = client;
     try {
       await client.start();
@@ -88,7 +88,7 @@ export class Server implements vscode.Disposable {
       if (this.client === client) this.client = undefined;
       await client.dispose().catch(() => undefined);
       const hint = this.settings.binary ? "check ghostline.binary" : "build it (./run.sh) or set ghostline.binary";
-      this.failures.report("start", `cannot start the server '${this.binary}' (${hint})`, error);
+      this.failures.report("start", `cannot start the server '${binary}' (${hint})`, error);
       this.emit({ kind: "failed", error: describe(error) });
     }
   }
