@@ -48,6 +48,14 @@ void from_json(const json& j, InitializeParams& p) {
     caps["general"]["positionEncodings"].get_to(p.positionEncodings);
   if (caps.contains("window") && caps["window"].contains("workDoneProgress"))
     caps["window"]["workDoneProgress"].get_to(p.workDoneProgress);
+  if (caps.contains("textDocument") && caps["textDocument"].is_object() && caps["textDocument"].contains("codeAction")) {
+    const json& ca = caps["textDocument"]["codeAction"];
+    const bool data = !(ca.is_object() && ca.contains("dataSupport") && ca["dataSupport"].is_boolean() && !ca["dataSupport"].get<bool>());
+    if (data && ca.is_object() && ca.contains("resolveSupport") && ca["resolveSupport"].is_object() &&
+        ca["resolveSupport"].contains("properties") && ca["resolveSupport"]["properties"].is_array())
+      for (const auto& prop : ca["resolveSupport"]["properties"])
+        if (prop == "edit") p.codeActionResolve = true;
+  }
   p.initializationOptions = j.value("initializationOptions", json());
 }
 
@@ -116,7 +124,9 @@ void from_json(const json& j, LspDiagnostic& d) {
 void from_json(const json& j, CodeActionParams& p) {
   j.at("textDocument").get_to(p.textDocument);
   j.at("range").get_to(p.range);
-  j.at("context").at("diagnostics").get_to(p.diagnostics);
+  const json& context = j.at("context");
+  context.at("diagnostics").get_to(p.diagnostics);
+  if (context.contains("only") && !context["only"].is_null()) p.only = context["only"].get<std::vector<std::string>>();
 }
 
 void to_json(json& j, const FixData& d) { j = json{{"uri", d.uri}, {"version", d.version}, {"diagnostic", d.diagnostic}}; }
@@ -152,7 +162,8 @@ namespace {
 json stats_json(const completion::CompletionStats& s) {
   return json{{"source", s.source},           {"promptTokens", s.prompt_tokens}, {"cachedTokens", s.cached_tokens},
               {"generatedTokens", s.generated_tokens}, {"draftProposed", s.draft_proposed},
-              {"draftAccepted", s.draft_accepted},   {"ttftMs", s.ttft_ms},             {"totalMs", s.total_ms}};
+              {"draftAccepted", s.draft_accepted},   {"ttftMs", s.ttft_ms},             {"totalMs", s.total_ms},
+              {"queueMs", s.queue_ms},               {"contextMs", s.context_ms}};
 }
 }  // namespace
 

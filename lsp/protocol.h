@@ -64,6 +64,9 @@ void from_json(const json& j, DidSaveTextDocumentParams& p);
 struct InitializeParams {
   std::vector<std::string> positionEncodings;     // capabilities.general.positionEncodings
   bool workDoneProgress = false;                  // capabilities.window.workDoneProgress
+  // capabilities.textDocument.codeAction.resolveSupport.properties lists "edit" (and dataSupport
+  // is not false): the client resolves code actions, so their edits can wait for codeAction/resolve.
+  bool codeActionResolve = false;
   json initializationOptions;                     // settings, as in didChangeConfiguration
 };
 void from_json(const json& j, InitializeParams& p);
@@ -100,7 +103,12 @@ struct LspDiagnostic { Range range; std::string message; std::optional<std::stri
 void to_json(json& j, const LspDiagnostic& d);
 void from_json(const json& j, LspDiagnostic& d);
 
-struct CodeActionParams { TextDocumentIdentifier textDocument; Range range; std::vector<LspDiagnostic> diagnostics; };
+struct CodeActionParams {
+  TextDocumentIdentifier textDocument;
+  Range range;
+  std::vector<LspDiagnostic> diagnostics;         // context.diagnostics
+  std::optional<std::vector<std::string>> only;   // context.only: the kinds the client wants
+};
 void from_json(const json& j, CodeActionParams& p);
 
 // data carried from codeAction to codeAction/resolve.

@@ -1,6 +1,9 @@
 // LspServer: translate and delegate (see server.h).
 #include "lsp/server.h"
 
+#include <algorithm>
+#include <mutex>
+
 namespace ghostline::lsp {
 namespace {
 
@@ -12,6 +15,36 @@ completion::Trigger to_trigger(int lsp_trigger_kind) {
 
 Range to_range(const LineIndex& index, size_t start, size_t end, PositionEncoding e) {
   return Range{index.to_position(start, e), index.to_position(end, e)};
+}
+
+// Quick fixes computed at once (clients that cannot resolve) for at most this many diagnostics
+// of one request: each costs model time, and the service computes them one after another.
+constexpr size_t kMaxEagerFixes = 5;
+
+bool wants_quickfix(const std::optional<std::vector<std::string>>& only) {
+  if (!only) return true;
+  return std::find(only->begin(), only->end(), "quickfix") != only->end();
+}
+
+completion::FixRequest fix_request(const FixData& data, const LineIndex& index, PositionEncoding enc) {
+  completion::FixRequest request;
+  request.uri = data.uri;
+  request.version = data.version;
+  request.diagnostic.start = index.to_offset(data.diagnostic.range.start, enc);
+  request.diagnostic.end = index.to_offset(data.diagnostic.range.end, enc);
+  if (request.diagnostic.end < request.diagnostic.start) std::swap(request.diagnostic.start, request.diagnostic.end);
+  request.diagnostic.message = data.diagnostic.message;
+  if (data.diagnostic.source) request.diagnostic.source = *data.diagnostic.source;
+  return request;
+}
+
+// The action with the fix's edits as a WorkspaceEdit (positions in the client's encoding).
+CodeAction with_edit(CodeAction action, const completion::Fix& fix, const std::string& text, PositionEncoding enc) {
+  LineIndex index(text);
+  std::vector<TextEdit> edits;
+  for (const auto& e : fix.edits) edits.push_back(TextEdit{to_range(index, e.start, e.old_end, enc), e.text});
+  action.edit = std::map<std::string, std::vector<TextEdit>>{{action.data.uri, std::move(edits)}};
+  return action;
 }
 
 std::string first_line(const std::string& s) {
@@ -80,7 +113,7 @@ void LspServer::bind_methods() {
   binder_.request<CompletionParams>("textDocument/completion",
                                     [this](const CompletionParams& p, CancelToken c, Reply r) { on_completion(p, c, r); });
   binder_.request<CodeActionParams>("textDocument/codeAction",
-                                    [this](const CodeActionParams& p, CancelToken, Reply r) { on_code_action(p, r); });
+                                    [this](const CodeActionParams& p, CancelToken c, Reply r) { on_code_action(p, c, r); });
   binder_.request<CodeAction>("codeAction/resolve",
                               [this](const CodeAction& a, CancelToken c, Reply r) { on_code_action_resolve(a, c, r); });
   binder_.raw_request("ghostline/status", [this](const json&, CancelToken, Reply r) { on_status(r); });
@@ -121,6 +154,7 @@ void LspServer::on_initialize(const InitializeParams& p, Reply reply) {
   }
   encoding_ = static_cast<int>(chosen);
   client_progress_ = p.workDoneProgress;
+  client_resolves_code_actions_ = p.codeActionResolve;
   if (p.initializationOptions.is_object()) {
     completion::Settings settings;
     {
@@ -271,19 +305,64 @@ void LspServer::completion_stats(const std::string& uri, const json& request_id,
 
 // ---- quick fixes ----
 
-void LspServer::on_code_action(const CodeActionParams& p, Reply reply) {
+void LspServer::on_code_action(const CodeActionParams& p, CancelToken cancel, Reply reply) {
   auto snap = documents_.get(p.textDocument.uri);
-  json actions = json::array();
-  if (snap) {
-    for (const auto& d : p.diagnostics) {
-      CodeAction action;
-      action.title = "Fix with Ghostline: " + d.message;
-      action.diagnostics = {d};
-      action.data = FixData{p.textDocument.uri, snap->version, d};
-      actions.push_back(action);
-    }
+  if (!snap || !wants_quickfix(p.only)) {
+    reply(json::array());
+    return;
   }
-  reply(std::move(actions));
+  std::vector<CodeAction> actions;
+  for (const auto& d : p.diagnostics) {
+    CodeAction action;
+    action.title = "Fix with Ghostline: " + first_line(d.message);
+    action.diagnostics = {d};
+    action.data = FixData{p.textDocument.uri, snap->version, d};
+    actions.push_back(std::move(action));
+  }
+  if (client_resolves_code_actions_ || actions.empty()) {
+    reply(json(actions));
+    return;
+  }
+
+  // The client cannot resolve: compute the fixes now and offer those that were found.
+  if (actions.size() > kMaxEagerFixes) actions.resize(kMaxEagerFixes);
+  struct Gather {
+    std::mutex mu;
+    std::vector<std::optional<CodeAction>> found;
+    size_t left = 0;
+    bool cancelled = false;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->found.resize(actions.size());
+  gather->left = actions.size();
+  auto text = std::make_shared<const std::string>(std::move(snap->text));
+  const PositionEncoding enc = encoding();
+  const LineIndex index(*text);
+  std::weak_ptr<LspServer> weak = weak_from_this();
+  for (size_t i = 0; i < actions.size(); ++i) {
+    service_.fix(fix_request(actions[i].data, index, enc), cancel,
+                 [gather, i, action = actions[i], text, enc, reply, weak](Expected<std::vector<completion::Fix>> r) {
+                   json result;
+                   bool last = false, cancelled = false;
+                   {
+                     std::lock_guard lock(gather->mu);
+                     if (!r && r.error().code == ErrorCode::Cancelled) gather->cancelled = true;
+                     if (r && !r->empty()) gather->found[i] = with_edit(action, r->front(), *text, enc);
+                     last = --gather->left == 0;
+                     if (last) {
+                       result = json::array();
+                       for (const auto& a : gather->found)
+                         if (a) result.push_back(*a);
+                       cancelled = gather->cancelled;
+                     }
+                   }
+                   if (!r && r.error().code != ErrorCode::Cancelled)
+                     if (auto self = weak.lock()) self->log(kLogWarning, "quick fix for '" + action.data.diagnostic.message + "' failed: " + r.error().message);
+                   if (!last) return;
+                   if (cancelled) return reply.error(Error(ErrorCode::Cancelled, "cancelled"));
+                   reply(std::move(result));
+                 });
+  }
 }
 
 void LspServer::on_code_action_resolve(const CodeAction& action, CancelToken cancel, Reply reply) {
@@ -295,26 +374,11 @@ void LspServer::on_code_action_resolve(const CodeAction& action, CancelToken can
                                                       std::to_string(snap->version) + ")"});
   auto text = std::make_shared<const std::string>(std::move(snap->text));
   const PositionEncoding enc = encoding();
-  LineIndex index(*text);
-  completion::FixRequest request;
-  request.uri = action.data.uri;
-  request.version = action.data.version;
-  request.diagnostic.start = index.to_offset(action.data.diagnostic.range.start, enc);
-  request.diagnostic.end = index.to_offset(action.data.diagnostic.range.end, enc);
-  request.diagnostic.message = action.data.diagnostic.message;
-  if (action.data.diagnostic.source) request.diagnostic.source = *action.data.diagnostic.source;
-  service_.fix(request, cancel, [reply, action, text, enc](Expected<std::vector<completion::Fix>> r) {
-    if (!r) return reply.error(r.error());
-    CodeAction resolved = action;
-    if (!r->empty()) {
-      LineIndex index(*text);
-      std::vector<TextEdit> edits;
-      for (const auto& e : r->front().edits)
-        edits.push_back(TextEdit{to_range(index, e.start, e.old_end, enc), e.text});
-      resolved.edit = std::map<std::string, std::vector<TextEdit>>{{action.data.uri, std::move(edits)}};
-    }
-    reply(json(resolved));
-  });
+  service_.fix(fix_request(action.data, LineIndex(*text), enc), cancel,
+               [reply, action, text, enc](Expected<std::vector<completion::Fix>> r) {
+                 if (!r) return reply.error(r.error());
+                 reply(json(r->empty() ? action : with_edit(action, r->front(), *text, enc)));
+               });
 }
 
 // ---- from the service ----

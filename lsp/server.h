@@ -3,6 +3,12 @@
 // (UTF-8 byte offsets) and delegates; nothing here computes a completion or a fix.
 //
 // $/setTrace: with trace on, the service's log lines also go out as $/logTrace.
+// Quick fixes: textDocument/codeAction offers one "Fix with Ghostline: <message>" quickfix per
+// diagnostic in its context (ours or another server's), unless context.only leaves quickfix out.
+// A client that resolves code actions (resolveSupport with "edit") gets them without edits and
+// the service computes the edit on codeAction/resolve; for other clients the server asks the
+// service at once (for the first kMaxEagerFixes diagnostics) and offers only the actions it found
+// a fix for, each with its minimal edit.
 // Lifecycle: requests before `initialize` answer -32002, requests after `shutdown` answer
 // -32600, `exit` ends the session with code 0 after shutdown and 1 without. Service observer
 // callbacks (logs, model-load progress, diagnostics) may come from any thread; everything the
@@ -16,7 +22,8 @@
 //  - notification `ghostline/completionStats`, sent after each answered textDocument/inlineCompletion
 //    or textDocument/completion (never for one answered with an error, e.g. -32800 when
 //    superseded): {uri, requestId, method, items, source, promptTokens, cachedTokens,
-//    generatedTokens, draftProposed, draftAccepted, ttftMs, totalMs}. It follows the reply, and
+//    generatedTokens, draftProposed, draftAccepted, ttftMs, totalMs, queueMs, contextMs}
+//    (completion::CompletionStats: times from the service's receipt of the request). It follows the reply, and
 //    costs one small message: editors show "last latency" from it.
 //
 // Ownership: create with LspServer::create(); the service must outlive the server. Callbacks
@@ -78,7 +85,7 @@ class LspServer : public std::enable_shared_from_this<LspServer> {
   void on_did_save(const DidSaveTextDocumentParams& p);
   void on_inline_completion(const InlineCompletionParams& p, CancelToken cancel, Reply reply);
   void on_completion(const CompletionParams& p, CancelToken cancel, Reply reply);
-  void on_code_action(const CodeActionParams& p, Reply reply);
+  void on_code_action(const CodeActionParams& p, CancelToken cancel, Reply reply);
   void on_code_action_resolve(const CodeAction& action, CancelToken cancel, Reply reply);
   void on_did_change_configuration(const DidChangeConfigurationParams& p);
   void on_status(Reply reply);
@@ -103,6 +110,7 @@ class LspServer : public std::enable_shared_from_this<LspServer> {
   std::atomic<int> encoding_{static_cast<int>(PositionEncoding::Utf16)};
   std::atomic<bool> initialized_{false}, shut_down_{false}, exited_{false};
   std::atomic<bool> client_progress_{false};
+  std::atomic<bool> client_resolves_code_actions_{false};
 
   std::mutex progress_mu_;
   std::string progress_token_;  // non-empty while a progress is shown

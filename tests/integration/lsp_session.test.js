@@ -90,7 +90,8 @@ async function initialize(conn, encodings) {
   const result = await within(conn.sendRequest(lsp.InitializeRequest.type, {
     processId: process.pid, rootUri: null, workspaceFolders: null,
     capabilities: { general: { positionEncodings: encodings }, window: { workDoneProgress: true },
-      textDocument: { inlineCompletion: {}, completion: { completionItem: {} } } },
+      textDocument: { inlineCompletion: {}, completion: { completionItem: {} },
+        codeAction: { dataSupport: true, resolveSupport: { properties: ['edit'] } } } },
     initializationOptions: { ghostline: { maxTokens: 16 } },
   }), 'initialize');
   await conn.sendNotification(lsp.InitializedNotification.type, {});

@@ -366,11 +366,13 @@ TEST_CASE("replies from another thread go through the one writer") {
   CHECK(c.wait_for_id(id).contains("result"));
 }
 
+const json kResolvingClient = {{"textDocument", {{"codeAction", {{"dataSupport", true}, {"resolveSupport", {{"properties", {"edit"}}}}}}}}};
+
 TEST_CASE("code actions offer a fix per diagnostic; resolve asks the service and converts its edits") {
   testing::TestService service;
   service.fixes = {completion::Fix{"add paren", {completion::DocumentEdit{9, 9, ")"}}}};
   Client c(service);
-  c.initialize();
+  c.initialize(kResolvingClient);
   const std::string uri = "file:///f.py";
   c.open(uri, "😀 = f(1\n", 4);
   json diag = {{"range", {{"start", pos(0, 5)}, {"end", pos(0, 8)}}}, {"message", "missing )"}, {"severity", 1}};
@@ -396,6 +398,81 @@ TEST_CASE("code actions offer a fix per diagnostic; resolve asks the service and
 
   c.notify("textDocument/didChange", {{"textDocument", {{"uri", uri}, {"version", 5}}}, {"contentChanges", {{{"text", "y"}}}}});
   CHECK(error_code(c.request("codeAction/resolve", actions[0])) == -32801);
+}
+
+TEST_CASE("code actions for a client that cannot resolve: fixes computed at once, only found ones offered") {
+  testing::TestService service;
+  // A fix for the diagnostic "fixable" only; "broken" fails in the service; others find nothing.
+  service.fix_answer = [](const completion::FixRequest& r) -> Expected<std::vector<completion::Fix>> {
+    if (r.diagnostic.message == "broken") return make_error(ErrorCode::InvalidArgument, "range outside");
+    if (r.diagnostic.message != "fixable") return std::vector<completion::Fix>{};
+    return std::vector<completion::Fix>{completion::Fix{"t", {completion::DocumentEdit{r.diagnostic.end, r.diagnostic.end, ":"}}}};
+  };
+  Client c(service);
+  c.initialize();  // no resolveSupport
+  const std::string uri = "file:///g.py";
+  c.open(uri, "x = \"é\"\ndef f()\n    pass\n", 3);
+  auto diag = [](int line, int from, int to, const std::string& message) {
+    return json{{"range", {{"start", pos(line, from)}, {"end", pos(line, to)}}}, {"message", message}, {"source", "pyright"}};
+  };
+  json params = {{"textDocument", {{"uri", uri}}}, {"range", {{"start", pos(1, 0)}, {"end", pos(1, 0)}}},
+                 {"context", {{"diagnostics", {diag(1, 0, 7, "nothing"), diag(1, 0, 7, "fixable"), diag(1, 0, 7, "broken")}}}}};
+  json r = c.request("textDocument/codeAction", params);
+  REQUIRE(service.fix_requests.size() == 3);
+  for (const auto& fr : service.fix_requests) CHECK(fr.version == 3);
+  CHECK(service.fix_requests[1].diagnostic.start == 9);  // line 1 starts after 'x = "é"\n' (9 bytes)
+  CHECK(service.fix_requests[1].diagnostic.end == 16);
+  const json& actions = r["result"];
+  REQUIRE(actions.size() == 1);
+  CHECK(actions[0]["title"] == "Fix with Ghostline: fixable");
+  CHECK(actions[0]["kind"] == "quickfix");
+  const json& edits = actions[0]["edit"]["changes"][uri];
+  REQUIRE(edits.size() == 1);
+  CHECK(edits[0]["newText"] == ":");
+  CHECK(edits[0]["range"] == json{{"start", pos(1, 7)}, {"end", pos(1, 7)}});
+  // Resolving such an action again still works (the data is there).
+  CHECK(c.request("codeAction/resolve", actions[0])["result"]["edit"]["changes"][uri][0]["newText"] == ":");
+
+  // Many diagnostics: only the first few are computed.
+  service.fix_requests.clear();
+  json many = params;
+  many["context"]["diagnostics"] = json::array();
+  for (int i = 0; i < 12; ++i) many["context"]["diagnostics"].push_back(diag(1, 0, 7, "fixable"));
+  CHECK(c.request("textDocument/codeAction", many)["result"].size() == 5);
+  CHECK(service.fix_requests.size() == 5);
+
+  // context.only without quickfix: nothing offered, nothing computed.
+  service.fix_requests.clear();
+  json refactor = params;
+  refactor["context"]["only"] = {"refactor"};
+  CHECK(c.request("textDocument/codeAction", refactor)["result"] == json::array());
+  CHECK(service.fix_requests.empty());
+  json quick = params;
+  quick["context"]["only"] = {"quickfix"};
+  CHECK(c.request("textDocument/codeAction", quick)["result"].size() == 1);
+  // No diagnostics, or a document that is not open: an empty list.
+  json none = params;
+  none["context"]["diagnostics"] = json::array();
+  CHECK(c.request("textDocument/codeAction", none)["result"] == json::array());
+  json closed = params;
+  closed["textDocument"]["uri"] = "file:///not-open.py";
+  CHECK(c.request("textDocument/codeAction", closed)["result"] == json::array());
+}
+
+TEST_CASE("code actions computed at once are cancelled with $/cancelRequest") {
+  testing::TestService service;
+  service.hold_fixes = true;
+  Client c(service);
+  c.initialize(json{{"textDocument", {{"codeAction", {{"dataSupport", false}, {"resolveSupport", {{"properties", {"edit"}}}}}}}}});
+  c.open("file:///h.py", "def f()\n", 1);
+  json d = {{"range", {{"start", pos(0, 0)}, {"end", pos(0, 7)}}}, {"message", "expected ':'"}};
+  int id = c.send_request("textDocument/codeAction", {{"textDocument", {{"uri", "file:///h.py"}}},
+                                                      {"range", {{"start", pos(0, 0)}, {"end", pos(0, 0)}}},
+                                                      {"context", {{"diagnostics", {d}}}}});
+  c.notify("$/cancelRequest", {{"id", id}});
+  json r = c.wait_for_id(id);
+  CHECK(error_code(r) == -32800);
+  CHECK(service.fix_requests.size() == 1);  // dataSupport false: resolve is no use, computed at once
 }
 
 TEST_CASE("didChangeConfiguration and initializationOptions configure the service") {
@@ -506,6 +583,8 @@ TEST_CASE("ghostline/completionStats follows each answered completion, never a c
   service.stats.generated_tokens = 4;
   service.stats.ttft_ms = 12.5;
   service.stats.total_ms = 20.25;
+  service.stats.queue_ms = 1.5;
+  service.stats.context_ms = 3.25;
   Client c(service);
   c.initialize();
   c.open("file:///n.py", "y = ");
@@ -526,6 +605,8 @@ TEST_CASE("ghostline/completionStats follows each answered completion, never a c
   CHECK(p["generatedTokens"] == 4);
   CHECK(p["ttftMs"] == doctest::Approx(12.5));
   CHECK(p["totalMs"] == doctest::Approx(20.25));
+  CHECK(p["queueMs"] == doctest::Approx(1.5));
+  CHECK(p["contextMs"] == doctest::Approx(3.25));
   CHECK(stats[1]["params"]["requestId"] == list_id);
   CHECK(stats[1]["params"]["method"] == "textDocument/completion");
 

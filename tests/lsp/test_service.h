@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -29,6 +30,9 @@ class TestService final : public Service {
   std::vector<Suggestion> suggestions;           // offsets relative to the cursor when `relative`
   bool relative = true;
   std::vector<Fix> fixes;
+  // When set, answers each fix request instead of `fixes` (an error, or fixes per diagnostic).
+  std::function<Expected<std::vector<Fix>>(const FixRequest&)> fix_answer;
+  bool hold_fixes = false;                       // answer fixes only when cancelled (Cancelled)
   CompletionStats stats;                         // sent with every answer
   ServiceStatus status_value;                    // what status() returns
 
@@ -102,11 +106,16 @@ class TestService final : public Service {
       h.done(std::move(result));
     }
   }
-  void fix(const FixRequest& request, CancelToken, Callback<std::vector<Fix>> done) override {
+  void fix(const FixRequest& request, CancelToken cancel, Callback<std::vector<Fix>> done) override {
     {
       std::lock_guard lock(mu);
       fix_requests.push_back(request);
     }
+    if (hold_fixes) {
+      cancel.on_cancel([done] { done(make_error(ErrorCode::Cancelled, "cancelled by the test service")); });
+      return;
+    }
+    if (fix_answer) return done(fix_answer(request));
     done(fixes);
   }
   std::vector<Diagnostic> diagnostics(const std::string&) override { return {}; }
