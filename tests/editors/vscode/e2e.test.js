@@ -180,7 +180,7 @@ async function save(page) {
 // ---- the test ----
 
 async function main() {
-  const browser = await playwright.launch({ executablePath: chromium, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await playwright.launch({ executablePath: chromium, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   const page = await browser.newPage({ viewport: { width: 960, height: 480 } });
   try {
     await run(page);
