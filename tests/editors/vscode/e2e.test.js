@@ -231,6 +231,13 @@ async function run(page) {
   const status = await waitFor("model, device and latency in the status bar",
     async () => { const s = await statusText(page); return /Ghostline · [\w.-]+ · (cpu|cuda\S*) · [\d.]+ ms/.test(s) && s; }, 20000);
   log(`status bar: ${JSON.stringify(status)}`);
+  // Its tooltip adds the server's own numbers (ghostline/status, ghostline/completionStats).
+  await page.hover('[id="ghostline.ghostline.status"]');
+  const tooltip = await waitFor("the status-bar tooltip", async () => {
+    const t = await page.evaluate(() => [...document.querySelectorAll(".workbench-hover, .monaco-hover")].map((e) => e.innerText).join("\n"));
+    return /^Model: [\w.-]+ \(loaded in [\d.]+ ms\)$/m.test(t) && /^Device: (cpu|cuda)/m.test(t) && t;
+  }, 10000);
+  log(`tooltip: ${JSON.stringify(tooltip)}`);
 
   await page.screenshot({ path: path.join(outDir, "vscode-ghost-text.png") });
   if (process.env.GHOSTLINE_UPDATE_SCREENSHOT === "1") {
