@@ -19,7 +19,7 @@ namespace ghostline::cli {
 int cmd_complete(const Argv& argv) {
   const std::string cmd = "complete";
   auto args = Args::parse(argv, {"model", "max-tokens", "device", "threads", "speculation", "temperature", "language"},
-                          {"json"});
+                          {"json", "mid-line"});
   if (!args) return fail(cmd, args.error());
   if (args->positional().size() != 1)
     return fail(cmd, make_error(ErrorCode::InvalidArgument, "usage: ghostline complete FILE:LINE:COL [--json] [--model DIR] "
@@ -47,6 +47,7 @@ int cmd_complete(const Argv& argv) {
   settings.temperature = static_cast<float>(*temperature);
   settings.speculation = spec == "on";
   settings.early_first_line_ms = -1;  // one answer: the whole suggestion
+  settings.complete_mid_line = args->has("mid-line");
   auto service = completion::make_service(settings);
   const auto t_load = std::chrono::steady_clock::now();
   if (auto loaded = service->preload(); !loaded) return fail(cmd, loaded.error());

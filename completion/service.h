@@ -57,6 +57,11 @@ struct CompletionStats {
   int draft_accepted = 0;
   double ttft_ms = 0;
   double total_ms = 0;
+  // Where the time before the engine went (answers that built a context): from the request until
+  // the worker began it (earlier work, the model load), then context windows + FIM prompt +
+  // tokenization. ttft_ms - queue_ms - context_ms is the engine's wait, prefill and first token.
+  double queue_ms = 0;
+  double context_ms = 0;
   std::string source;                // "engine", "cache", "typing-through", "none"
 };
 
@@ -90,6 +95,7 @@ struct Settings {
   float temperature = 0.0f;
   std::vector<std::string> enabled_languages;  // empty = all
   bool complete_in_comments = false;
+  bool complete_mid_line = false;    // also where code (not only closers) follows the cursor on its line
   double max_prefill_ms = 0;         // 0 = no limit
   double max_total_ms = 0;
   bool speculation = true;           // drafts verified in one pass (greedy output unchanged)

@@ -25,6 +25,7 @@
 #include "completion/context.h"
 #include "completion/document.h"
 #include "completion/fim.h"
+#include "completion/fix.h"
 #include "completion/loaded_model.h"
 #include "completion/postprocess.h"
 #include "completion/service.h"
@@ -36,6 +37,9 @@ namespace ghostline::completion {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// No new quick-fix candidate is generated after this long (the one running finishes).
+constexpr double kFixBudgetMs = 8000;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
@@ -304,10 +308,11 @@ class ServiceImpl final : public Service {
       if (cancel.cancelled()) return done(make_error(ErrorCode::Cancelled, "cancelled"));
       auto model = ensure_model();
       if (!model) return done(model.error());
-      // Quick fixes (issue 10) plug in here; until then no fix is offered.
-      (void)snap;
-      (void)request;
-      done(std::vector<Fix>{});
+      // Quick fixes (issue 10): holes around the diagnostic, FIM candidates from the model,
+      // offered only when a re-parse shows fewer errors and nothing changed outside the hole.
+      FixOptions options;
+      options.max_total_ms = kFixBudgetMs;
+      done(compute_fixes(**model, snap, request.diagnostic, cancel, options));
     });
   }
 
@@ -391,6 +396,8 @@ class ServiceImpl final : public Service {
     auto loaded = ensure_model();
     if (!loaded) return (*reply)(loaded.error());
     const std::shared_ptr<const LoadedModel> model = *loaded;
+    const double queue_ms = ms_since(job.t0);
+    const auto context_start = Clock::now();
 
     // The completion widget's selected item: complete as if it were already inserted.
     Snapshot snap = job.snapshot;
@@ -418,6 +425,7 @@ class ServiceImpl final : public Service {
     options.max_suffix_tokens = suffix_budget;
     options.max_snippets = job.settings.max_snippets;
     options.complete_in_comments = job.settings.complete_in_comments;
+    options.complete_mid_line = job.settings.complete_mid_line;
     options.count_tokens = [model](std::string_view t) { return model->count_tokens(t); };
     Context ctx = build_context(snap, cursor, job.others, options);
 
@@ -425,6 +433,8 @@ class ServiceImpl final : public Service {
     result.stats.source = "none";
     if (ctx.mode == Mode::None || cancel.cancelled()) {
       if (cancel.cancelled()) return (*reply)(make_error(ErrorCode::Cancelled, "cancelled"));
+      result.stats.queue_ms = queue_ms;
+      result.stats.context_ms = ms_since(context_start);
       result.stats.total_ms = ms_since(job.t0);
       return (*reply)(std::move(result));
     }
@@ -451,6 +461,7 @@ class ServiceImpl final : public Service {
     auto answer = [&](std::string suggestion, CompletionStats stats) {
       typing_.remember(req.uri, job.snapshot.text(), req.cursor, lead.empty() ? suggestion : lead + suggestion);
       result.stats = std::move(stats);
+      result.stats.queue_ms = queue_ms;
       result.stats.total_ms = ms_since(job.t0);
       if (!suggestion.empty() || !lead.empty()) {
         const size_t start = lead.empty() ? req.cursor : req.selected_start;
@@ -463,11 +474,13 @@ class ServiceImpl final : public Service {
     if (auto hit = cache_.get(key)) {
       CompletionStats stats;
       stats.source = "cache";
+      stats.context_ms = ms_since(context_start);
       return answer(std::move(*hit), std::move(stats));
     }
 
     engine::GenerationRequest gen;
     gen.prompt = model->encode_prompt(prompt);
+    const double context_ms = ms_since(context_start);
     gen.sampling.temperature = job.settings.temperature;
     gen.sampling.max_tokens = max_tokens;
     gen.sampling.stop = model->fim.stop_tokens;
@@ -509,13 +522,15 @@ class ServiceImpl final : public Service {
           early_sent->store(true);
           // On side_: post-process the first line and answer; the generation goes on.
           side_.post([this, snap, ctx, first = std::string(partial.substr(0, nl)), reply, uri = req.uri,
-                      text = job.snapshot.text(), cursor = req.cursor, t0 = job.t0] {
+                      text = job.snapshot.text(), cursor = req.cursor, t0 = job.t0, queue_ms, context_ms] {
             std::string line = postprocess(snap, ctx, first);
             if (line.empty()) return;  // let the full answer come
             typing_.remember(uri, text, cursor, line);
             CompletionResult r;
             r.items.push_back(Suggestion{line, cursor, cursor, ""});
             r.stats.source = "engine-first-line";
+            r.stats.queue_ms = queue_ms;
+            r.stats.context_ms = context_ms;
             r.stats.total_ms = ms_since(t0);
             (*reply)(std::move(r));
           });
@@ -558,6 +573,7 @@ class ServiceImpl final : public Service {
     stats.draft_proposed = out->stats.draft_proposed;
     stats.draft_accepted = out->stats.draft_accepted;
     stats.ttft_ms = ms_since(job.t0) - out->stats.total_ms + out->stats.ttft_ms;
+    stats.context_ms = context_ms;
     if (reply->answered()) {
       // Answered early with the first line: the whole suggestion is what the next request sees.
       typing_.remember(req.uri, job.snapshot.text(), req.cursor, suggestion);

@@ -11,7 +11,7 @@ import re
 import subprocess
 import tempfile
 
-from tasks import editor_file
+from tasks import editor_file, whole_line_hole
 
 SOURCES = ("ghostline", "canonical", "wrong")
 WRONG_LINE = "raise AssertionError('ghostline-bench: deliberately wrong completion')"
@@ -50,7 +50,7 @@ class GhostlineSource:
             return f"ghostline binary is not executable: {self.binary}"
         return None
 
-    def command(self, file_path, line, col):
+    def command(self, file_path, line, col, mid_line=False):
         cmd = [self.binary, "complete", f"{file_path}:{line}:{col}", "--json"]
         if self.model:
             cmd += ["--model", self.model]
@@ -58,6 +58,8 @@ class GhostlineSource:
             cmd += ["--device", self.device]
         if self.max_tokens is not None:
             cmd += ["--max-tokens", str(self.max_tokens)]
+        if mid_line:
+            cmd += ["--mid-line"]  # a hole inside a line: code follows the cursor
         return cmd
 
     def complete(self, task):
@@ -67,7 +69,7 @@ class GhostlineSource:
             path = os.path.join(tmp, name + ".py")
             with open(path, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
-            cmd = self.command(path, line, col)
+            cmd = self.command(path, line, col, mid_line=not whole_line_hole(task))
             try:
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       timeout=self.timeout_s)

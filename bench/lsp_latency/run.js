@@ -234,6 +234,19 @@ async function typingTrace(o, baseLines) {
   for (const [src, rs] of Object.entries(bySource)) {
     sourceSummary[src] = summary(rs.map((r) => r.ms));
     sourceSummary[src].server_total_ms = summary(rs.map((r) => r.stats.totalMs));
+    if (src !== 'typing-through') {
+      // Where the time went (completionStats): the client's round trip outside the service
+      // (transport, JSON, the server's reader thread: didChange reparse), waiting for the
+      // worker or the model, context + prompt + tokenization, then (engine answers) the engine's
+      // wait + prefill + first token, and the rest of the decode + post-processing.
+      const b = (f) => summary(rs.map(f));
+      sourceSummary[src].breakdown_ms = {
+        outside_service: b((r) => r.ms - r.stats.totalMs), queue: b((r) => r.stats.queueMs), context: b((r) => r.stats.contextMs),
+        ...(src.startsWith('engine') && src !== 'engine-first-line'
+          ? { engine_to_first_token: b((r) => r.stats.ttftMs - r.stats.queueMs - r.stats.contextMs), decode_and_rest: b((r) => r.stats.totalMs - r.stats.ttftMs) }
+          : {}),
+      };
+    }
     if (src.startsWith('engine')) {
       sourceSummary[src].server_ttft_ms = summary(rs.map((r) => r.stats.ttftMs));
       sourceSummary[src].prompt_tokens = summary(rs.map((r) => r.stats.promptTokens));
@@ -268,6 +281,7 @@ async function typingTrace(o, baseLines) {
     server_alive_at_end: alive, exit_code: exit.code,
     raw: o.raw ? records.map((r) => ({ i: r.i, kind: r.kind, cls: r.cls, ms: Math.round(r.ms * 10) / 10, cancelled: r.cancelled,
                                        source: r.stats && r.stats.source, server_ms: r.stats && r.stats.totalMs,
+                                       queue_ms: r.stats && r.stats.queueMs, context_ms: r.stats && r.stats.contextMs, ttft_ms: r.stats && r.stats.ttftMs,
                                        prompt: r.stats && r.stats.promptTokens, cached: r.stats && r.stats.cachedTokens })) : undefined,
   };
 }
@@ -340,6 +354,11 @@ function printSummary(r) {
     for (const [src, s] of Object.entries(l.by_source)) console.log(`      ${src.padEnd(18)} ${f(s)}`);
   }
   console.log(`  answers by source: ${JSON.stringify(t.answers_by_source)}`);
+  for (const [src, s] of Object.entries(t.by_source)) {
+    if (!s.breakdown_ms) continue;
+    const parts = Object.entries(s.breakdown_ms).map(([k, v]) => `${k} ${v.p50}/${v.p95}`).join(', ');
+    console.log(`  ${src} time, p50/p95 ms: ${parts}`);
+  }
   console.log(`  hit rates (of answered): cache ${(100 * t.hit_rates.cache_of_answered).toFixed(1)}%, typing-through ${(100 * t.hit_rates.typing_through_of_answered).toFixed(1)}%`);
   console.log(`  prompt tokens: ${t.prompt_tokens.total} total, ${t.prompt_tokens.reused_from_kv_cache} reused (${(100 * t.prompt_tokens.reused_fraction).toFixed(1)}%), ${t.prompt_tokens.computed} computed`);
   const fc = r.first_completion;

@@ -58,6 +58,10 @@ TEST_CASE("an obvious Python context gets a non-empty single-line suggestion fro
   CHECK(r->stats.prompt_tokens > 20);
   CHECK(r->stats.generated_tokens >= 1);
   CHECK(r->stats.total_ms >= r->stats.ttft_ms);
+  // The time before the engine: queue (here the model load) and context, both inside ttft.
+  CHECK(r->stats.queue_ms >= 0);
+  CHECK(r->stats.context_ms > 0);
+  CHECK(r->stats.ttft_ms >= r->stats.queue_ms + r->stats.context_ms);
 }
 
 TEST_CASE("typing-through answers with the remainder; a differing keystroke asks the engine again") {
