@@ -10,6 +10,7 @@
 // Prefill helpers: gather a sequence's cache rows, pack per-head operands for cuBLAS, and a
 // causal softmax over the score rows.
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/common.cuh"
 
@@ -128,14 +129,22 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
           acc[k].x *= c, acc[k].y *= c, acc[k].z *= c, acc[k].w *= c;
         }
       }
-      for (int j = 0; j < len; ++j) {
-        const float4 v = *reinterpret_cast<const float4*>(kv.layer + offs[j] + v_base + r4 * 4);
+      // Four positions' values loaded before use: their latencies overlap.
+      for (int j0 = 0; j0 < len; j0 += 4) {
+        float4 v[4];
 #pragma unroll
-        for (int k = 0; k < kAccHeads; ++k) {
-          const int h = hg + k * n_hg;
-          if (h < GB) {
-            const float p = sc[h * kChunk + j];
-            acc[k].x += p * v.x, acc[k].y += p * v.y, acc[k].z += p * v.z, acc[k].w += p * v.w;
+        for (int u = 0; u < 4; ++u)
+          v[u] = j0 + u < len ? *reinterpret_cast<const float4*>(kv.layer + offs[j0 + u] + v_base + r4 * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          if (j0 + u >= len) break;
+#pragma unroll
+          for (int k = 0; k < kAccHeads; ++k) {
+            const int h = hg + k * n_hg;
+            if (h < GB) {
+              const float p = sc[h * kChunk + j0 + u];
+              acc[k].x += p * v[u].x, acc[k].y += p * v[u].y, acc[k].z += p * v[u].z, acc[k].w += p * v[u].w;
+            }
           }
         }
       }
@@ -166,30 +175,47 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, con
   const int li = blockIdx.x, h = blockIdx.y;
   const int kvh = h / a.G, g = h % a.G;
   const int t = a.list[li];
-  const int dv = a.dv;
-  const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits;
-  if (threadIdx.x == 0) {
-    float M = -INFINITY;
-    for (int s = 0; s < a.n_splits; ++s) {
-      const int64_t i = (base + s) * a.G + g;
-      if (a.part_ml[i * 2 + 1] > 0.0f) M = fmaxf(M, a.part_ml[i * 2]);
+  const int dv = a.dv, S = a.n_splits;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * S;
+  if (warp == 0) {
+    // Splits across the lanes (at most 64): one round of loads, then warp reductions.
+    float m[2], l[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      m[i] = -INFINITY, l[i] = 0.0f;
+      if (s < S) {
+        const int64_t idx = ((base + s) * a.G + g) * 2;
+        l[i] = a.part_ml[idx + 1];
+        if (l[i] > 0.0f) m[i] = a.part_ml[idx];
+      }
     }
+    const float M = warp_max(fmaxf(m[0], m[1]));
     float total = 0.0f;
-    for (int s = 0; s < a.n_splits; ++s) {
-      const int64_t i = (base + s) * a.G + g;
-      const float l = a.part_ml[i * 2 + 1];
-      const float w = l > 0.0f ? expf(a.part_ml[i * 2] - M) : 0.0f;
-      wts[s] = w;
-      total += w * l;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      const float w = l[i] > 0.0f ? expf(m[i] - M) : 0.0f;
+      if (s < S) wts[s] = w;
+      total += w * l[i];
     }
-    inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    total = warp_sum(total);
+    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
   }
   __syncthreads();
+  const float* po = a.part_o + (base * a.G + g) * dv;
+  const int64_t split_stride = static_cast<int64_t>(a.G) * dv;
   for (int r = threadIdx.x; r < dv; r += blockDim.x) {
-    float v = 0.0f;
-    for (int s = 0; s < a.n_splits; ++s)
-      if (wts[s] != 0.0f) v += wts[s] * a.part_o[((base + s) * a.G + g) * dv + r];
-    val[r] = v * inv_total;
+    float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int s0 = 0; s0 < S; s0 += 8) {
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int s = s0 + u;
+        if (s < S && wts[s] != 0.0f) v[u] += wts[s] * po[s * split_stride + r];
+      }
+    }
+    val[r] = (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))) * inv_total;
   }
   float* o = out + t * out_tok_stride + static_cast<int64_t>(h) * dout;
   if (!proj) {
@@ -197,24 +223,128 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, con
     return;
   }
   __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const WT* W = proj + h * proj_head_stride;
   const bool vec = dv % 8 == 0 && proj_ld % (16 / sizeof(WT)) == 0 && proj_head_stride % (16 / sizeof(WT)) == 0 && aligned16(proj);
-  for (int j = warp; j < dout; j += n_warps) {
-    const WT* wr = W + j * proj_ld;
-    float s = 0.0f;
-    if (vec) {
+  if (vec) {
+    // Four output rows per warp at a time, their weights loaded together.
+    for (int j0 = warp * 4; j0 < dout; j0 += n_warps * 4) {
+      float s[4] = {0, 0, 0, 0};
       for (int k = lane * 8; k < dv; k += 256) {
-        float w[8];
-        load8(wr + k, w);
+        float w[4][8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) s = fmaf(w[i], val[k + i], s);
+        for (int u = 0; u < 4; ++u) load8(W + min(j0 + u, dout - 1) * proj_ld + k, w[u]);
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+#pragma unroll
+          for (int i = 0; i < 8; ++i) s[u] = fmaf(w[u][i], val[k + i], s[u]);
       }
-    } else {
-      for (int k = lane; k < dv; k += 32) s = fmaf(to_float(wr[k]), val[k], s);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const float r = warp_sum(s[u]);
+        if (lane == 0 && j0 + u < dout) o[j0 + u] = r;
+      }
     }
-    s = warp_sum(s);
-    if (lane == 0) o[j] = s;
+  } else {
+    for (int j = warp; j < dout; j += n_warps) {
+      const WT* wr = W + j * proj_ld;
+      float s = 0.0f;
+      for (int k = lane; k < dv; k += 32) s = fmaf(to_float(wr[k]), val[k], s);
+      s = warp_sum(s);
+      if (lane == 0) o[j] = s;
+    }
+  }
+}
+
+// GQA decode with few query heads per KV head (G <= 8) and head dims <= 128: a warp per
+// position, keys and values read once, each lane holding 4 dims of every head, an online softmax
+// per warp; the block's 8 warps merge at the end. Same partial outputs as attn_decode_kernel.
+constexpr int kGqaHeads = 8;
+__global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, KvCache kv, TokenPlace place) {
+  grid_wait();
+  __shared__ float4 w_acc[kThreads / 32][kGqaHeads][32];
+  __shared__ float w_m[kThreads / 32][kGqaHeads], w_l[kThreads / 32][kGqaHeads];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int split = blockIdx.x, li = blockIdx.y, kvh = blockIdx.z;
+  const int G = a.G, dk = a.dk, dv = a.dv;
+  const int t = a.list[li];
+  const int seq = place.seq[t];
+  const int n = seq >= 0 ? place.pos[t] + 1 : 0;
+  const int per = (n + a.n_splits - 1) / a.n_splits;
+  const int p0 = split * per, p1 = min(n, p0 + per);
+  const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * G;
+  if (p0 >= p1) {
+    for (int h = threadIdx.x; h < G; h += blockDim.x) {
+      a.part_ml[(part + h) * 2] = -INFINITY;
+      a.part_ml[(part + h) * 2 + 1] = 0.0f;
+    }
+    return;
+  }
+  const int32_t* table = kv.block_table + kv.table_offset[seq];
+  const bool kl = lane * 4 < dk, vl = lane * 4 < dv;  // lanes past the head dims idle
+  float4 q[kGqaHeads], acc[kGqaHeads];
+  float m[kGqaHeads], l[kGqaHeads];
+  const float* qt = a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh) * G * dk;
+#pragma unroll
+  for (int h = 0; h < kGqaHeads; ++h) {
+    q[h] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (h < G && kl) {
+      q[h] = *reinterpret_cast<const float4*>(qt + h * dk + lane * 4);
+      q[h].x *= a.scale, q[h].y *= a.scale, q[h].z *= a.scale, q[h].w *= a.scale;
+    }
+    acc[h] = make_float4(0.f, 0.f, 0.f, 0.f);
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+  }
+  const int k_base = a.k_off + kvh * a.k_head_stride, v_base = a.v_off + kvh * a.v_head_stride;
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+  auto load_kv = [&](int j, float4& k, float4& v) {
+    const float* slot = kv.layer + slot_offset(kv, table, j);
+    k = kl ? *reinterpret_cast<const float4*>(slot + k_base + lane * 4) : zero;
+    v = vl ? *reinterpret_cast<const float4*>(slot + v_base + lane * 4) : zero;
+  };
+  float4 k_next = zero, v_next = zero;
+  if (p0 + warp < p1) load_kv(p0 + warp, k_next, v_next);
+  for (int j = p0 + warp; j < p1; j += n_warps) {
+    const float4 k = k_next, v = v_next;
+    if (j + n_warps < p1) load_kv(j + n_warps, k_next, v_next);  // the next position's loads overlap this one's math
+#pragma unroll
+    for (int h = 0; h < kGqaHeads; ++h) {
+      if (h >= G) break;
+      const float s = warp_sum(dot4(q[h], k));
+      const float m_new = fmaxf(m[h], s);
+      const float c = expf(m[h] - m_new), p = expf(s - m_new);
+      l[h] = l[h] * c + p;
+      acc[h].x = acc[h].x * c + p * v.x, acc[h].y = acc[h].y * c + p * v.y;
+      acc[h].z = acc[h].z * c + p * v.z, acc[h].w = acc[h].w * c + p * v.w;
+      m[h] = m_new;
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kGqaHeads; ++h) {
+    if (h >= G) break;
+    w_acc[warp][h][lane] = acc[h];
+    if (lane == 0) w_m[warp][h] = m[h], w_l[warp][h] = l[h];
+  }
+  __syncthreads();
+  // Merge the warps: thread (h, lane) for h < G.
+  for (int i = threadIdx.x; i < G * 32; i += blockDim.x) {
+    const int h = i / 32, ln = i % 32;
+    float M = -INFINITY;
+    for (int w = 0; w < n_warps; ++w) M = fmaxf(M, w_m[w][h]);
+    float L = 0.0f;
+    float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int w = 0; w < n_warps; ++w) {
+      if (w_l[w][h] == 0.0f) continue;
+      const float c = expf(w_m[w][h] - M);
+      L += c * w_l[w][h];
+      const float4 x = w_acc[w][h][ln];
+      o.x += c * x.x, o.y += c * x.y, o.z += c * x.z, o.w += c * x.w;
+    }
+    if (ln * 4 < dv) *reinterpret_cast<float4*>(a.part_o + (part + h) * dv + ln * 4) = o;
+    if (ln == 0) {
+      a.part_ml[(part + h) * 2] = M;
+      a.part_ml[(part + h) * 2 + 1] = L;
+    }
   }
 }
 
@@ -259,6 +389,15 @@ __global__ void causal_softmax_kernel(const float* S, int rows, int cols, int fi
   for (int c = threadIdx.x; c < cols; c += blockDim.x) p[c] = from_float<T>(c < valid ? expf(s[c] - m) * inv : 0.0f);
 }
 
+// GHOSTLINE_GQA_KERNEL=0 sends GQA through the generic kernel (for comparisons).
+bool gqa_kernel_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GHOSTLINE_GQA_KERNEL");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 size_t decode_smem(int dk) {
   return sizeof(float) * (static_cast<size_t>(kHeadsPerBlock) * dk + kHeadsPerBlock * kChunk + 3 * kHeadsPerBlock) +
          sizeof(int64_t) * kChunk;
@@ -285,6 +424,10 @@ void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t 
   if (a.dk % 4 || a.dv % 4 || a.dv > 4 * kAccHeads * 16 || a.k_off % 4 || a.v_off % 4 || a.k_head_stride % 4 ||
       a.v_head_stride % 4 || kv.kv_dim % 4 || a.n_splits < 1 || a.n_splits > kMaxSplits) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  if (a.G <= kGqaHeads && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled()) {
+    launch(attn_decode_gqa_kernel, dim3(a.n_splits, a.n_list, a.n_kvh), dim3(kThreads), 0, s, a, kv, place);
     return;
   }
   const int gchunks = (a.G + kHeadsPerBlock - 1) / kHeadsPerBlock;

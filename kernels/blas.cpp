@@ -12,6 +12,9 @@ void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda
   const cudaDataType t = dt == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasOperation_t op_b = b_is_nk ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t st;
+  cudaStream_t stream = nullptr;
+  cublasGetStream(handle, &stream);
+  cudaEvent_t t0 = timing_start(stream);
   if (batch.count == 1) {
     st = cublasGemmEx(handle, op_b, CUBLAS_OP_N, N, M, K, &alpha, B, t, static_cast<int>(ldb), A, t, static_cast<int>(lda), &beta, C,
                       CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
@@ -20,6 +23,7 @@ void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda
                                     static_cast<int>(lda), batch.stride_a, &beta, C, CUDA_R_32F, static_cast<int>(ldc),
                                     batch.stride_c, batch.count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   }
+  if (t0) timing_stop(t0, nullptr, batch.count == 1 ? "cublas gemm" : "cublas gemm (batched)", stream);
   if (st != CUBLAS_STATUS_SUCCESS) {
     // Reported through the same channel as launch errors, with cuBLAS's own status name.
     check_launch(cudaErrorUnknown, (std::string(__FILE__) + " (cuBLAS " + cublasGetStatusName(st) + ")").c_str(), __LINE__);

@@ -97,7 +97,9 @@ void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaSt
     cfg.attrs = attr;
     cfg.numAttrs = 1;
   }
+  cudaEvent_t t0 = timing_start(stream);
   check_launch(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...), __FILE__, __LINE__);
+  if (t0) timing_stop(t0, reinterpret_cast<const void*>(kernel), nullptr, stream);
 }
 
 }  // namespace ghostline::kernels

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ghostline::kernels {
 
@@ -31,6 +32,22 @@ std::string take_error();
 // On by default where the device supports it; GHOSTLINE_PDL=0 turns it off.
 void set_pdl(bool on);
 bool pdl();
+
+// Per-kernel timing for benchmarks (eager launches only, not inside graph capture): while on,
+// every launch through kernels/ and every gemm is bracketed by CUDA events. kernel_times()
+// synchronises, returns milliseconds per kernel (slowest first) and starts a new tally.
+void set_kernel_timing(bool on);
+bool kernel_timing();
+struct KernelTime {
+  std::string name;
+  double ms = 0;
+  int calls = 0;
+};
+std::vector<KernelTime> kernel_times();
+// Used by the launch helpers: an event recorded on `s` now (null when timing is off), and the
+// record of the launch that followed it (`fn` the kernel, or `label` for library calls).
+cudaEvent_t timing_start(cudaStream_t s);
+void timing_stop(cudaEvent_t start, const void* fn, const char* label, cudaStream_t s);
 
 // ---- rows: embedding, norms, conversions ---------------------------------------------------
 
@@ -182,20 +199,32 @@ struct MoeRouting {
 };
 // Router logits (router [E, D] float32) -> softmax -> top-k as transformers does (greedy or
 // group-limited; ties to the lower expert id), plus the shared experts. Tokens with
-// place.seq[t] < 0 (when place.seq is given) get no pairs.
+// place.seq[t] < 0 (when place.seq is given) get no pairs. With also_sort and T == 1 it also
+// writes what moe_sort would (one launch less per layer when a single sequence decodes).
 void moe_route(const float* h, int D, const float* router, const RouteParams& rp, const int32_t* seq, int T,
-               const MoeRouting& r, cudaStream_t s);
+               const MoeRouting& r, bool also_sort, cudaStream_t s);
 // Counts, offsets, the active list and every pair's sorted row (stable for small P).
 void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);
 // act[row, j] = silu(gate_e[j] · h[token]) * (up_e[j] · h[token]) for each sorted row (pair of
 // expert e, token = pair / KP), j < I. w_gu [X, 2I, D] (gate rows, then up rows); b_gu [X, 2I] or null.
-// Grid over max_active expert slots (those past n_active exit at once).
+// Grid over max_active expert slots (those past n_active exit at once). T: tokens of the step
+// (with T == 1 each expert has at most one row, which takes a leaner kernel).
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, float* act, cudaStream_t s);
+                 int max_active, int T, float* act, cudaStream_t s);
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, float* pair_out, cudaStream_t s);
-// dst[row, :] = h[sorted_pair[row] / KP, :] for row < P, converted to dt (the prefill gather).
-void moe_gather(const float* h, int D, const int32_t* sorted_pair, int KP, int P, void* dst, DType dt, cudaStream_t s);
+              int max_active, int T, float* pair_out, cudaStream_t s);
+// Prefill: the grouped products run as two strided batches (routed experts, shared slots) over
+// a padded layout: routed expert e owns rows [e maxc, e maxc + count_e), shared slot s (expert
+// E + s) rows [E maxc + s T, + T). Padding rows hold garbage that nothing reads.
+struct MoePadding {
+  int E = 0;     // routed experts
+  int maxc = 0;  // rows per routed expert (the largest count)
+  int T = 0;     // rows per shared slot (every token)
+};
+// dst[padded row of sorted row j] = h[token of j] for j < P (P = rows with an expert), in dt.
+void moe_gather(const float* h, int D, const MoeRouting& r, int KP, int P, const MoePadding& pad, void* dst, DType dt, cudaStream_t s);
+// Rewrites pair_slot (for P = T * KP pairs) from sorted rows to padded rows, for residual_rmsnorm.
+void moe_pad_slots(const MoeRouting& r, int P, const MoePadding& pad, cudaStream_t s);
 
 }  // namespace ghostline::kernels

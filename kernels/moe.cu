@@ -28,11 +28,10 @@ __device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, flo
   }
 }
 
-__global__ void route_kernel(const float* h, int D, const float* router, RouteParams rp, const int32_t* seq, MoeRouting r) {
-  grid_wait();
-  __shared__ float prob[kMaxExperts];
-  __shared__ float gmax[kMaxGroups];
-  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+// The routing of token t by one block (the pairs of every path end in r.pair_expert / weight).
+__device__ __forceinline__ void route_token(int t, const float* h, int D, const float* router, const RouteParams& rp,
+                                            const int32_t* seq, const MoeRouting& r, float* prob, float* gmax) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int KP = rp.K + rp.S;
   int32_t* pe = r.pair_expert + static_cast<int64_t>(t) * KP;
   float* pw = r.pair_weight + static_cast<int64_t>(t) * KP;
@@ -118,6 +117,50 @@ __global__ void route_kernel(const float* h, int D, const float* router, RoutePa
   }
 }
 
+// The sort of one token's pairs (T == 1, the decode step of one sequence), by warp 0: its
+// experts are distinct, so each pair's row is the number of its experts with a lower id.
+__device__ __forceinline__ void sort_one_token(const RouteParams& rp, const MoeRouting& r) {
+  const int lane = threadIdx.x & 31;
+  const int KP = rp.K + rp.S, X = rp.E + rp.S;
+  const int e = lane < KP ? r.pair_expert[lane] : -1;
+  const bool valid = e >= 0;
+  int ids[32];
+  int rank = 0;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) {
+    ids[j] = __shfl_sync(0xffffffffu, e, j);
+    if (valid && ids[j] >= 0 && ids[j] < e) ++rank;
+  }
+  const int n_valid = __popc(__ballot_sync(0xffffffffu, valid));
+  if (lane < KP) {
+    r.pair_slot[lane] = valid ? rank : -1;
+    if (valid) {
+      r.sorted_pair[rank] = lane;
+      r.active[rank] = e;
+    }
+  }
+  for (int x = lane; x <= X; x += 32) {
+    int below = 0;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) below += ids[j] >= 0 && ids[j] < x;
+    r.expert_offset[x] = below;
+  }
+  if (lane == 0) *r.n_active = n_valid;
+}
+
+__global__ void route_kernel(const float* h, int D, const float* router, RouteParams rp, const int32_t* seq, MoeRouting r,
+                             bool also_sort) {
+  grid_wait();
+  __shared__ float prob[kMaxExperts];
+  __shared__ float gmax[kMaxGroups];
+  route_token(blockIdx.x, h, D, router, rp, seq, r, prob, gmax);
+  if (also_sort) {
+    __syncthreads();
+    if (threadIdx.x < 32) sort_one_token(rp, r);
+  }
+}
+
+
 // One block: counts per expert, offsets, the active list, and each pair's sorted row.
 __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) {
   grid_wait();
@@ -189,24 +232,40 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
   }
 }
 
+__device__ __forceinline__ int64_t padded_row(int e, int rank, const MoePadding& L) {
+  return e < L.E ? static_cast<int64_t>(e) * L.maxc + rank : static_cast<int64_t>(L.E) * L.maxc + static_cast<int64_t>(e - L.E) * L.T + rank;
+}
+
+// Sorted row j (pair p of expert e, its rank-th row) -> padded row of e; h[token of p] into it.
 template <typename T>
-__global__ void moe_gather_kernel(const float* h, int D, const int32_t* sorted_pair, int KP, T* dst) {
+__global__ void moe_gather_kernel(const float* h, int D, MoeRouting r, int KP, MoePadding L, T* dst) {
   grid_wait();
-  const int row = blockIdx.x;
-  const float* s = h + static_cast<int64_t>(sorted_pair[row] / KP) * D;
-  T* d = dst + static_cast<int64_t>(row) * D;
+  const int j = blockIdx.x;
+  const int p = r.sorted_pair[j], e = r.pair_expert[p];
+  const float* s = h + static_cast<int64_t>(p / KP) * D;
+  T* d = dst + padded_row(e, j - r.expert_offset[e], L) * D;
   for (int i = threadIdx.x; i < D; i += blockDim.x) d[i] = from_float<T>(s[i]);
+}
+
+__global__ void moe_pad_slots_kernel(MoeRouting r, int P, MoePadding L) {
+  grid_wait();
+  for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < P; p += gridDim.x * blockDim.x) {
+    const int slot = r.pair_slot[p];
+    if (slot < 0) continue;
+    const int e = r.pair_expert[p];
+    r.pair_slot[p] = static_cast<int32_t>(padded_row(e, slot - r.expert_offset[e], L));
+  }
 }
 
 }  // namespace
 
 void moe_route(const float* h, int D, const float* router, const RouteParams& rp, const int32_t* seq, int T, const MoeRouting& r,
-               cudaStream_t s) {
-  if (rp.E > kMaxExperts || rp.K > 16 || (rp.group_limited && (rp.n_group > kMaxGroups || rp.n_group < 1 || rp.E % rp.n_group))) {
+               bool also_sort, cudaStream_t s) {
+  if (rp.K + rp.S > 32 || rp.E > kMaxExperts || rp.K > 16 || (rp.group_limited && (rp.n_group > kMaxGroups || rp.n_group < 1 || rp.E % rp.n_group))) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, rp, seq, r);
+  launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, rp, seq, r, also_sort && T == 1);
 }
 
 void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {
@@ -217,10 +276,15 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {
   launch(sort_kernel, dim3(1), dim3(1024), 0, s, T * KP, X, r);
 }
 
-void moe_gather(const float* h, int D, const int32_t* sorted_pair, int KP, int P, void* dst, DType dt, cudaStream_t s) {
+void moe_gather(const float* h, int D, const MoeRouting& r, int KP, int P, const MoePadding& pad, void* dst, DType dt, cudaStream_t s) {
   if (P <= 0) return;
-  if (dt == DType::BF16) launch(moe_gather_kernel<bf16>, dim3(P), dim3(128), 0, s, h, D, sorted_pair, KP, static_cast<bf16*>(dst));
-  else launch(moe_gather_kernel<float>, dim3(P), dim3(128), 0, s, h, D, sorted_pair, KP, static_cast<float*>(dst));
+  if (dt == DType::BF16) launch(moe_gather_kernel<bf16>, dim3(P), dim3(128), 0, s, h, D, r, KP, pad, static_cast<bf16*>(dst));
+  else launch(moe_gather_kernel<float>, dim3(P), dim3(128), 0, s, h, D, r, KP, pad, static_cast<float*>(dst));
+}
+
+void moe_pad_slots(const MoeRouting& r, int P, const MoePadding& pad, cudaStream_t s) {
+  if (P <= 0) return;
+  launch(moe_pad_slots_kernel, dim3(std::min((P + 255) / 256, 1024)), dim3(256), 0, s, r, P, pad);
 }
 
 }  // namespace ghostline::kernels

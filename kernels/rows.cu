@@ -1,11 +1,15 @@
 // Row-wise kernels: embedding lookup, RMSNorm fused with the residual add (and the MoE sum),
-// gathers, dtype conversion, bias, SiLU·mul, and random fills; plus the error and
-// launch settings every kernel file shares.
+// gathers, dtype conversion, bias, SiLU·mul, and random fills; plus what every kernel file
+// shares: the recorded launch error, the launch settings and the per-kernel timing.
+#include <cxxabi.h>
+
+#include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
-#include <mutex>
+#include <cstring>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "kernels/common.cuh"
 
@@ -44,6 +48,90 @@ bool pdl() {
     g_pdl = want && major >= 9 ? 1 : 0;
   }
   return g_pdl == 1;
+}
+
+namespace {
+struct TimedLaunch {
+  cudaEvent_t start, stop;
+  const void* fn;
+  const char* label;
+};
+bool g_timing = false;
+std::vector<TimedLaunch> g_timed;
+
+// "void ghostline::kernels::(anonymous namespace)::skinny_kernel<__nv_bfloat16, 4, 1, true, 0>(...)"
+// -> "skinny_kernel<__nv_bfloat16, 4, 1, true, 0>"
+std::string kernel_name(const void* fn) {
+  const char* mangled = nullptr;
+  if (cudaFuncGetName(&mangled, fn) != cudaSuccess || !mangled) {
+    cudaGetLastError();
+    return "kernel";
+  }
+  int st = 0;
+  char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &st);
+  std::string name = st == 0 && d ? d : mangled;
+  std::free(d);
+  // Cut the argument list: the first '(' outside template brackets that is not "(anonymous".
+  int depth = 0;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == '<') ++depth;
+    else if (name[i] == '>') --depth;
+    else if (name[i] == '(' && depth == 0 && name.compare(i, 10, "(anonymous") != 0) {
+      name.resize(i);
+      break;
+    }
+  }
+  if (name.rfind("void ", 0) == 0) name = name.substr(5);
+  const size_t lt = name.find('<');
+  const size_t colon = name.rfind("::", lt == std::string::npos ? std::string::npos : lt);
+  if (colon != std::string::npos) name = name.substr(colon + 2);
+  return name;
+}
+}  // namespace
+
+void set_kernel_timing(bool on) { g_timing = on; }
+bool kernel_timing() { return g_timing; }
+
+cudaEvent_t timing_start(cudaStream_t s) {
+  if (!g_timing) return nullptr;
+  cudaEvent_t e = nullptr;
+  if (cudaEventCreate(&e) != cudaSuccess) return nullptr;
+  cudaEventRecord(e, s);
+  return e;
+}
+
+void timing_stop(cudaEvent_t start, const void* fn, const char* label, cudaStream_t s) {
+  cudaEvent_t e = nullptr;
+  if (cudaEventCreate(&e) != cudaSuccess) return;
+  cudaEventRecord(e, s);
+  g_timed.push_back({start, e, fn, label});
+}
+
+std::vector<KernelTime> kernel_times() {
+  cudaDeviceSynchronize();
+  std::map<std::string, KernelTime> by_name;
+  std::map<const void*, std::string> names;
+  for (const auto& t : g_timed) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, t.start, t.stop);
+    std::string name = t.label ? t.label : "";
+    if (!t.label) {
+      auto it = names.find(t.fn);
+      if (it == names.end()) it = names.emplace(t.fn, kernel_name(t.fn)).first;
+      name = it->second;
+    }
+    auto& k = by_name[name];
+    k.name = name;
+    k.ms += ms;
+    ++k.calls;
+    cudaEventDestroy(t.start);
+    cudaEventDestroy(t.stop);
+  }
+  g_timed.clear();
+  std::vector<KernelTime> out;
+  for (auto& [n, k] : by_name) out.push_back(k);
+  std::sort(out.begin(), out.end(), [](const KernelTime& a, const KernelTime& b) { return a.ms > b.ms; });
+  return out;
 }
 
 int sm_count() {

@@ -35,41 +35,73 @@ struct SkinnyArgs {
   int KP;
 };
 
-constexpr int kMaxTok = 8;  // activation rows per pass
+// Eight weights as loaded (16 bytes of bf16 or 32 of f32), kept packed in registers until used so
+// that more loads can be in flight per lane.
+template <typename WT> struct Raw8;
+template <> struct Raw8<bf16> {
+  uint4 v;
+  __device__ __forceinline__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const uint4*>(p)); }
+  __device__ __forceinline__ void unpack(float (&w)[8]) const {
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      w[2 * i] = __uint_as_float(words[i] << 16);
+      w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  }
+};
+template <> struct Raw8<float> {
+  float4 a, b;
+  __device__ __forceinline__ void load(const float* p) {
+    a = __ldg(reinterpret_cast<const float4*>(p));
+    b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  }
+  __device__ __forceinline__ void unpack(float (&w)[8]) const {
+    w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+  }
+};
 
-// acc[r][t] += sum over this lane's k of w_r[k] * x_t[k]. VEC: K % 8 == 0 and 16-byte aligned rows.
-template <typename WT, int R, bool VEC>
-__device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* const (&xr)[kMaxTok], int nt, int K, int lane,
-                                         float (&acc)[R][kMaxTok]) {
+// acc[r][t] += sum over this lane's k of w_r[k] * x_t[k], for t < nt <= MAXT.
+// VEC: K % 8 == 0 and 16-byte aligned rows; U chunks of 256 per row are loaded before use.
+template <typename WT, int R, int MAXT, bool VEC>
+__device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* const (&xr)[MAXT], int nt, int K, int lane,
+                                         float (&acc)[R][MAXT]) {
   if constexpr (VEC) {
-    constexpr int U = R >= 4 ? 1 : 4 / R;  // at least four 16-byte weight loads in flight per lane
+    constexpr int U = MAXT == 1 ? (R >= 4 ? 2 : 8 / R) : (R >= 4 ? 1 : 4 / R);
     int k = lane * 8;
     for (; k + (U - 1) * 256 < K; k += U * 256) {
-      float w[U][R][8];
+      Raw8<WT> raw[U][R];
 #pragma unroll
       for (int u = 0; u < U; ++u)
 #pragma unroll
-        for (int r = 0; r < R; ++r) load8(wr[r] + k + u * 256, w[u][r]);
+        for (int r = 0; r < R; ++r) raw[u][r].load(wr[r] + k + u * 256);
 #pragma unroll
-      for (int t = 0; t < kMaxTok; ++t) {
-        if (t >= nt) break;
+      for (int u = 0; u < U; ++u) {
+        float w[R][8];
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
+        for (int r = 0; r < R; ++r) raw[u][r].unpack(w[r]);
+#pragma unroll
+        for (int t = 0; t < MAXT; ++t) {
+          if (t >= nt) break;
           float xv[8];
           load8_act(xr[t] + k + u * 256, xv);
 #pragma unroll
           for (int r = 0; r < R; ++r)
 #pragma unroll
-            for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(w[u][r][i], xv[i], acc[r][t]);
+            for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(w[r][i], xv[i], acc[r][t]);
         }
       }
     }
     for (; k < K; k += 256) {
       float w[R][8];
 #pragma unroll
-      for (int r = 0; r < R; ++r) load8(wr[r] + k, w[r]);
+      for (int r = 0; r < R; ++r) {
+        Raw8<WT> raw;
+        raw.load(wr[r] + k);
+        raw.unpack(w[r]);
+      }
 #pragma unroll
-      for (int t = 0; t < kMaxTok; ++t) {
+      for (int t = 0; t < MAXT; ++t) {
         if (t >= nt) break;
         float xv[8];
         load8_act(xr[t] + k, xv);
@@ -85,7 +117,7 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
 #pragma unroll
       for (int r = 0; r < R; ++r) w[r] = to_float(wr[r][k]);
 #pragma unroll
-      for (int t = 0; t < kMaxTok; ++t) {
+      for (int t = 0; t < MAXT; ++t) {
         if (t >= nt) break;
         const float xv = xr[t][k];
 #pragma unroll
@@ -98,7 +130,7 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // R weight rows per warp (in gate_up mode R/2 output rows, each a gate and an up row).
-template <typename WT, int R, bool VEC, int MODE>
+template <typename WT, int R, int MAXT, bool VEC, int MODE>
 __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
   grid_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -132,25 +164,25 @@ __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
     const int64_t row = MODE == kGateUp && r >= OUT ? a.N + n : n;
     wr[r] = W + row * a.ldw;
   }
-  for (int t0 = 0; t0 < n_rows; t0 += kMaxTok) {
-    const int nt = min(kMaxTok, n_rows - t0);
-    const float* xr[kMaxTok];
+  for (int t0 = 0; t0 < n_rows; t0 += MAXT) {
+    const int nt = min(MAXT, n_rows - t0);
+    const float* xr[MAXT];
 #pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) {
+    for (int t = 0; t < MAXT; ++t) {
       const int tt = t0 + min(t, nt - 1);
       int64_t xrow = tt;
       if constexpr (MODE == kGateUp) xrow = a.sorted_pair[row_begin + tt] / a.KP;
       else if constexpr (MODE == kDown) xrow = row_begin + tt;
       xr[t] = X + xrow * a.ldx;
     }
-    float acc[R][kMaxTok];
+    float acc[R][MAXT];
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
-      for (int t = 0; t < kMaxTok; ++t) acc[r][t] = 0.0f;
-    rows_dot<WT, R, VEC>(wr, xr, nt, a.K, lane, acc);
+      for (int t = 0; t < MAXT; ++t) acc[r][t] = 0.0f;
+    rows_dot<WT, R, MAXT, VEC>(wr, xr, nt, a.K, lane, acc);
 #pragma unroll
-    for (int t = 0; t < kMaxTok; ++t) {
+    for (int t = 0; t < MAXT; ++t) {
       if (t >= nt) break;
       float s[R];
 #pragma unroll
@@ -181,13 +213,19 @@ __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
   }
 }
 
+// MAXT: activation rows per pass, 1 (a single row: few registers, more loads in flight) or 8.
 template <typename WT, int R, int MODE>
-void launch_rows(const SkinnyArgs& a, bool vec, int warps, int grid_y, cudaStream_t s) {
+void launch_rows(const SkinnyArgs& a, bool vec, bool single, int warps, int grid_y, cudaStream_t s) {
   constexpr int OUT = MODE == kGateUp ? R / 2 : R;
   const int rows_per_block = warps * OUT;
   dim3 grid((a.N + rows_per_block - 1) / rows_per_block, grid_y);
-  if (vec) launch(skinny_kernel<WT, R, true, MODE>, grid, dim3(warps * 32), 0, s, a);
-  else launch(skinny_kernel<WT, R, false, MODE>, grid, dim3(warps * 32), 0, s, a);
+  if (single) {
+    if (vec) launch(skinny_kernel<WT, R, 1, true, MODE>, grid, dim3(warps * 32), 0, s, a);
+    else launch(skinny_kernel<WT, R, 1, false, MODE>, grid, dim3(warps * 32), 0, s, a);
+  } else {
+    if (vec) launch(skinny_kernel<WT, R, 8, true, MODE>, grid, dim3(warps * 32), 0, s, a);
+    else launch(skinny_kernel<WT, R, 8, false, MODE>, grid, dim3(warps * 32), 0, s, a);
+  }
 }
 
 // Vector loads need K % 8 == 0 and every row start 16-byte aligned, activations likewise.
@@ -198,27 +236,28 @@ bool can_vec(const SkinnyArgs& a, DType wt) {
 }
 
 template <typename WT, int MODE>
-void dispatch(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
+void dispatch(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s) {
   const bool vec = can_vec(a, wt);
   const int64_t target = 2 * static_cast<int64_t>(sm_count());
   auto blocks = [&](int rows_per_block) { return (static_cast<int64_t>(a.N) + rows_per_block - 1) / rows_per_block * grid_y; };
   if constexpr (MODE == kGateUp) {
-    if (blocks(16) >= target) launch_rows<WT, 4, MODE>(a, vec, 8, grid_y, s);
-    else if (blocks(8) >= target / 2) launch_rows<WT, 2, MODE>(a, vec, 8, grid_y, s);
-    else launch_rows<WT, 2, MODE>(a, vec, 4, grid_y, s);
+    if (blocks(16) >= target) launch_rows<WT, 4, MODE>(a, vec, single, 8, grid_y, s);
+    else if (blocks(8) >= target / 2) launch_rows<WT, 2, MODE>(a, vec, single, 8, grid_y, s);
+    else launch_rows<WT, 2, MODE>(a, vec, single, 4, grid_y, s);
   } else {
-    if (blocks(32) >= target) launch_rows<WT, 4, MODE>(a, vec, 8, grid_y, s);
-    else if (blocks(16) >= target) launch_rows<WT, 2, MODE>(a, vec, 8, grid_y, s);
-    else if (blocks(8) >= target / 2) launch_rows<WT, 1, MODE>(a, vec, 8, grid_y, s);
-    else launch_rows<WT, 1, MODE>(a, vec, 4, grid_y, s);
+    if (blocks(32) >= target) launch_rows<WT, 4, MODE>(a, vec, single, 8, grid_y, s);
+    else if (blocks(16) >= target) launch_rows<WT, 2, MODE>(a, vec, single, 8, grid_y, s);
+    else if (blocks(8) >= target / 2) launch_rows<WT, 1, MODE>(a, vec, single, 8, grid_y, s);
+    else launch_rows<WT, 1, MODE>(a, vec, single, 4, grid_y, s);
   }
 }
 
+// single: every block has one activation row (plain T == 1; MoE rows of one token).
 template <int MODE>
-void run(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
+void run(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s) {
   if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
-  if (wt == DType::BF16) dispatch<bf16, MODE>(a, wt, grid_y, s);
-  else dispatch<float, MODE>(a, wt, grid_y, s);
+  if (wt == DType::BF16) dispatch<bf16, MODE>(a, wt, grid_y, single, s);
+  else dispatch<float, MODE>(a, wt, grid_y, single, s);
 }
 
 }  // namespace
@@ -231,11 +270,11 @@ void skinny_gemm(const Skinny& p, cudaStream_t s) {
   a.y = p.y, a.ldy = p.ldy, a.y_batch = p.y_batch;
   a.bias = p.bias, a.bias_batch = p.bias_batch;
   a.N = p.N, a.K = p.K, a.T = p.T;
-  run<kPlain>(a, p.wt, p.batch, s);
+  run<kPlain>(a, p.wt, p.batch, p.T == 1, s);
 }
 
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, float* act, cudaStream_t s) {
+                 int max_active, int T, float* act, cudaStream_t s) {
   SkinnyArgs a{};
   a.w = w_gu, a.ldw = D, a.w_batch = static_cast<int64_t>(2) * I * D;
   a.x = h, a.ldx = D;
@@ -243,11 +282,11 @@ void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float*
   a.bias = b_gu, a.bias_batch = 2 * I;
   a.N = I, a.K = D, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
-  run<kGateUp>(a, wt, max_active, s);
+  run<kGateUp>(a, wt, max_active, T == 1, s);
 }
 
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, float* pair_out, cudaStream_t s) {
+              int max_active, int T, float* pair_out, cudaStream_t s) {
   SkinnyArgs a{};
   a.w = w_down, a.ldw = I, a.w_batch = static_cast<int64_t>(D) * I;
   a.x = act, a.ldx = I;
@@ -255,7 +294,7 @@ void moe_down(const float* act, int I, const void* w_down, DType wt, const float
   a.bias = b_down, a.bias_batch = D;
   a.N = D, a.K = I, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
-  run<kDown>(a, wt, max_active, s);
+  run<kDown>(a, wt, max_active, T == 1, s);
 }
 
 }  // namespace ghostline::kernels

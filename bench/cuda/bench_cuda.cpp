@@ -15,6 +15,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -238,6 +239,54 @@ int main(int argc, char** argv) {
       std::printf("  batch 1 variants: no PDL %.3f ms (%.0f tok/s), no graphs %.3f ms (%.0f tok/s)\n", no_pdl, 1000.0 / no_pdl, eager,
                   1000.0 / eager);
       M["decode_variants_batch1"] = {{"no_pdl_step_ms", no_pdl}, {"no_graphs_step_ms", eager}};
+    }
+
+    // Where the time goes: a batch-1 decode step (eager launches) and a 2,048-token prefill, with
+    // CUDA events around every kernel and cuBLAS call.
+    auto table = [&](const char* what, int steps, const std::function<void()>& run) {
+      kernels::set_kernel_timing(true);
+      run();
+      auto kt = kernels::kernel_times();
+      kernels::set_kernel_timing(false);
+      double total = 0;
+      for (const auto& k : kt) total += k.ms;
+      std::printf("  %s: %.3f ms of kernels per step\n", what, total / steps);
+      nlohmann::json rows;
+      for (size_t i = 0; i < kt.size(); ++i) {
+        if (i < 14) std::printf("    %8.3f ms  %5.1f calls  %s\n", kt[i].ms / steps, static_cast<double>(kt[i].calls) / steps, kt[i].name.c_str());
+        rows.push_back({{"kernel", kt[i].name}, {"ms_per_step", kt[i].ms / steps}, {"calls_per_step", static_cast<double>(kt[i].calls) / steps}});
+      }
+      return rows;
+    };
+    cuda::set_cuda_model_options(m, {false, 64});
+    for (int B : {1, 32}) {
+      const std::string what = "decode batch " + std::to_string(B) + ", eager, per kernel";
+      M["kernels_decode_batch" + std::to_string(B)] = table(what.c_str(), 4, [&] {
+        for (int i = 0; i < 4; ++i) {
+          StepBatch sb;
+          for (int q = 0; q < B; ++q) {
+            sb.tokens.push_back(b.token());
+            SequenceStep s;
+            s.n_past = kContext + i;
+            s.n_new = 1;
+            s.block_table = tables[q];
+            sb.seqs.push_back(s);
+          }
+          b.run(sb);
+        }
+      });
+    }
+    cuda::set_cuda_model_options(m, {true, 64});
+    if (prefill_max >= 2048) {
+      M["kernels_prefill_2048"] = table("prefill 2048, per kernel", 1, [&] {
+        StepBatch sb;
+        for (int i = 0; i < 2048; ++i) sb.tokens.push_back(b.token());
+        SequenceStep s;
+        s.n_new = 2048;
+        s.block_table = blocks(0, 2048);
+        sb.seqs.push_back(s);
+        b.run(sb);
+      });
     }
 
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.

@@ -64,7 +64,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
     if (!a) return a;
     kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
     if (auto f = ffn(c, l); !f) return f;
-    kernels::MoeSum sum{ws.pair_out, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
+    kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
     const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
     kernels::residual_rmsnorm(ws.x, nullptr, sum, next, eps, ws.h, T, D, stream_);
   }
@@ -269,38 +269,68 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
-  kernels::moe_route(ws.h, D, L.router, route_params(L), ws.seq(), T, ws.moe, stream_);
-  kernels::moe_sort(T, KP, X, ws.moe, stream_);
+  const bool one = c.decode && T == 1;  // one token: the routing kernel sorts its pairs too
+  kernels::moe_route(ws.h, D, L.router, route_params(L), ws.seq(), T, ws.moe, one, stream_);
+  if (!one) kernels::moe_sort(T, KP, X, ws.moe, stream_);
   if (c.decode) {
     const int max_active = std::min(X, T * KP);
-    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, ws.act, stream_);
-    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, ws.pair_out, stream_);
+    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, T, ws.act, stream_);
+    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, T, ws.pair_out, stream_);
+    moe_out_ = ws.pair_out;
     return ok();
   }
-  // Prefill: the group sizes come to the host, then one cuBLAS product per expert and matrix.
+  // Prefill: the group sizes come to the host; the products run as two strided batches over a
+  // padded layout (routed experts padded to the largest group, shared slots with every token).
   int32_t* off = offsets_.get<int32_t>();
   CUDA_TRY(cudaMemcpyAsync(off, ws.moe.expert_offset, (X + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_TRY(cudaStreamSynchronize(stream_));
-  const int P = off[X];
-  kernels::moe_gather(ws.h, D, ws.moe.sorted_pair, KP, P, ws.gin, dt_, stream_);
-  for (int e = 0; e < X; ++e) {
-    const int cnt = off[e + 1] - off[e];
-    if (cnt == 0) continue;
-    float* gu = ws.gu + static_cast<int64_t>(off[e]) * 2 * I;
-    kernels::gemm(blas_, cnt, 2 * I, D, byte_at(ws.gin, static_cast<int64_t>(off[e]) * D, dt_), D,
-                  byte_at(L.gate_up.p, static_cast<int64_t>(e) * 2 * I * D, dt_), D, true, dt_, gu, 2 * I);
-    if (L.gate_up_bias) kernels::add_bias(gu, 2 * I, cnt, 2 * I, L.gate_up_bias + static_cast<int64_t>(e) * 2 * I, stream_);
+  kernels::MoePadding pad;
+  pad.E = L.E;
+  pad.T = T;
+  for (int e = 0; e < L.E; ++e) pad.maxc = std::max(pad.maxc, off[e + 1] - off[e]);
+  const int64_t rows = static_cast<int64_t>(L.E) * pad.maxc + static_cast<int64_t>(L.S) * T;
+  const int es = kernels::dtype_size(dt_);
+  const int64_t gin_b = (rows * std::max(D, I) * es + 255) / 256 * 256, gu_b = (rows * 2 * I * 4 + 255) / 256 * 256,
+                act_b = (rows * I * 4 + 255) / 256 * 256, out_b = rows * D * 4;
+  if (gin_b + gu_b + act_b + out_b > moe_scratch_.bytes()) {
+    CUDA_TRY(cudaStreamSynchronize(stream_));
+    if (auto a = moe_scratch_.alloc((gin_b + gu_b + act_b + out_b) * 5 / 4); !a) return a;
   }
-  kernels::silu_mul_rows(ws.gu, P, I, ws.act, I, stream_);
-  kernels::convert_rows(ws.act, I, P, I, ws.gin, dt_, I, stream_);
-  for (int e = 0; e < X; ++e) {
-    const int cnt = off[e + 1] - off[e];
-    if (cnt == 0) continue;
-    float* y = ws.pair_out + static_cast<int64_t>(off[e]) * D;
-    kernels::gemm(blas_, cnt, D, I, byte_at(ws.gin, static_cast<int64_t>(off[e]) * I, dt_), I,
-                  byte_at(L.down.p, static_cast<int64_t>(e) * D * I, dt_), I, true, dt_, y, D);
-    if (L.down_bias) kernels::add_bias(y, D, cnt, D, L.down_bias + static_cast<int64_t>(e) * D, stream_);
+  uint8_t* base = moe_scratch_.get<uint8_t>();
+  void* gin = base;
+  float* gu = reinterpret_cast<float*>(base + gin_b);
+  float* act = reinterpret_cast<float*>(base + gin_b + gu_b);
+  float* out = reinterpret_cast<float*>(base + gin_b + gu_b + act_b);
+  kernels::moe_gather(ws.h, D, ws.moe, KP, off[X], pad, gin, dt_, stream_);
+  const int64_t shared_row = static_cast<int64_t>(L.E) * pad.maxc;
+  auto grouped = [&](const void* A, int K, const DMat& W, int N, float* C, const float* bias) {
+    if (L.E > 0 && pad.maxc > 0) {
+      kernels::GemmBatch b{L.E, static_cast<int64_t>(pad.maxc) * K, static_cast<int64_t>(N) * K, static_cast<int64_t>(pad.maxc) * N};
+      kernels::gemm(blas_, pad.maxc, N, K, A, K, W.p, K, true, dt_, C, N, 1.0f, 0.0f, b);
+    }
+    if (L.S > 0) {
+      kernels::GemmBatch b{L.S, static_cast<int64_t>(T) * K, static_cast<int64_t>(N) * K, static_cast<int64_t>(T) * N};
+      kernels::gemm(blas_, T, N, K, byte_at(A, shared_row * K, dt_), K, byte_at(W.p, static_cast<int64_t>(L.E) * N * K, dt_), K, true,
+                    dt_, C + shared_row * N, N, 1.0f, 0.0f, b);
+    }
+    if (bias) {
+      for (int e = 0; e < L.E; ++e)
+        kernels::add_bias(C + static_cast<int64_t>(e) * pad.maxc * N, N, pad.maxc, N, bias + static_cast<int64_t>(e) * N, stream_);
+      for (int s2 = 0; s2 < L.S; ++s2)
+        kernels::add_bias(C + (shared_row + static_cast<int64_t>(s2) * T) * N, N, T, N, bias + static_cast<int64_t>(L.E + s2) * N,
+                          stream_);
+    }
+  };
+  grouped(gin, D, L.gate_up, 2 * I, gu, L.gate_up_bias);
+  kernels::silu_mul_rows(gu, static_cast<int>(rows), I, act, I, stream_);
+  const void* act_in = act;
+  if (dt_ == DType::BF16) {
+    kernels::convert_rows(act, I, static_cast<int>(rows), I, gin, dt_, I, stream_);
+    act_in = gin;
   }
+  grouped(act_in, I, L.down, D, out, L.down_bias);
+  kernels::moe_pad_slots(ws.moe, T * KP, pad, stream_);
+  moe_out_ = out;
   return ok();
 }
 

@@ -103,7 +103,7 @@ Expected<void> CudaModel::init(const model::ModelWeights* host, uint64_t seed) {
 }
 
 Expected<void> CudaModel::size_workspace(Workspace& ws, int T, int R, bool prefill) {
-  if (T <= ws.T && R <= ws.R && (!prefill || ws.gu)) return ok();
+  if (T <= ws.T && R <= ws.R && (!prefill || ws.gin)) return ok();
   T = std::max(T, ws.T);
   R = std::max(R, ws.R);
   const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size, H = cfg_.n_heads;
@@ -134,15 +134,15 @@ Expected<void> CudaModel::size_workspace(Workspace& ws, int T, int R, bool prefi
   add(&nw.moe.expert_offset, (X_ + 1) * 4);
   add(&nw.moe.active, X_ * 4);
   add(&nw.moe.n_active, 4);
-  add(&nw.act, P * I_max_ * 4);
-  add(&nw.pair_out, P * D * 4);
+  if (!prefill) {
+    add(&nw.act, P * I_max_ * 4);
+    add(&nw.pair_out, P * D * 4);
+  }
   add(&nw.hfinal, R * D * 4);
   add(&nw.logits, R * V * 4);
   add(&nw.meta, int64_t{5 * T + R} * 4);
   if (prefill) {
-    add(&nw.gu, P * 2 * I_max_ * 4);
-    nw.gin_elems = std::max({P * std::max<int64_t>(D, I_max_), T * H * (n + p), T * head_out, T * D,
-                             T * int64_t{std::max(cfg_.q_lora_rank, 1)}, int64_t{R} * D});
+    nw.gin_elems = std::max({T * H * (n + p), T * head_out, T * D, T * int64_t{std::max(cfg_.q_lora_rank, 1)}, int64_t{R} * D});
     add(&nw.gin, nw.gin_elems * kernels::dtype_size(dt_));
   }
   int64_t total = 0;

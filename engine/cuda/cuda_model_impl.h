@@ -27,13 +27,12 @@ struct Workspace {
   float* attn = nullptr;                                 // [T, H v] attention output before o_proj
   float *part_o = nullptr, *part_ml = nullptr;           // decode attention splits
   kernels::MoeRouting moe;                               // [T KP] pairs, [X + 1] offsets
-  float* act = nullptr;                                  // [T KP, I]
-  float* pair_out = nullptr;                             // [T KP, D]
+  float* act = nullptr;                                  // decode path: [T KP, I]
+  float* pair_out = nullptr;                             // decode path: [T KP, D]
   float* hfinal = nullptr;                               // [R, D]
   float* logits = nullptr;                               // [R, V]
   int32_t* meta = nullptr;  // ids [T] | seq [T] | pos [T] | rows [R] | table offsets [T] | attention list [T]
   // prefill path only
-  float* gu = nullptr;                                   // [T KP, 2I]
   void* gin = nullptr;                                   // GEMM inputs in the weight dtype
   int64_t gin_elems = 0;
   int32_t* ids() const { return meta; }
@@ -126,6 +125,8 @@ class CudaModel final : public Model {
 
   Workspace small_, large_;
   DeviceBuffer attn_scratch_;   // prefill attention operands
+  DeviceBuffer moe_scratch_;    // prefill experts: padded inputs, gate/up, activations, outputs
+  const float* moe_out_ = nullptr;  // the experts' outputs of the current layer (ffn sets it)
   PinnedBuffer staging_, out_, offsets_;
   std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
   void drop_graphs();

@@ -381,7 +381,7 @@ struct MoeBuffers {
   }
 };
 
-void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token) {
+void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token, bool fused = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   std::vector<int32_t> seq(T, 0);
@@ -389,8 +389,8 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
   Dev<float> dh(h), drouter(router);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
-  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, nullptr);
-  kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, fused, nullptr);
+  if (!fused) kernels::moe_sort(T, KP, X, mb.r, nullptr);
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download(), sorted = mb.sorted.download(), off = mb.offset.download(),
        active = mb.active.download(), n_act = mb.n_active.download();
@@ -404,7 +404,7 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
       for (int k = 0; k < KP; ++k) id_mismatch += pe[t * KP + k] != -1;
       continue;
     }
-    route_ref(router, h.data() + static_cast<int64_t>(t) * D, D, rp, idx, wts);
+    if (rp.K > 0) route_ref(router, h.data() + static_cast<int64_t>(t) * D, D, rp, idx, wts);
     for (int k = 0; k < rp.K; ++k) {
       id_mismatch += pe[t * KP + k] != idx[k];
       w_err = std::max(w_err, static_cast<double>(std::fabs(pw[t * KP + k] - wts[k])) / std::max(1e-6f, std::fabs(wts[k])));
@@ -442,10 +442,10 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   std::vector<int32_t> seq(T, 0);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
-  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, nullptr);
-  kernels::moe_sort(T, KP, X, mb.r, nullptr);
-  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), act.p, nullptr);
-  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), pair_out.p, nullptr);
+  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, T == 1, nullptr);
+  if (T != 1) kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), T, act.p, nullptr);
+  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), T, pair_out.p, nullptr);
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = pair_out.download();
@@ -504,6 +504,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
   route_case(rep, rng, "group-limited E=160 8 groups keep 3", 9, 512, group, -1);
   kernels::RouteParams renorm{128, 8, 0, 1, 1, false, true, 1.0f};
   route_case(rep, rng, "renormalised E=128 top-8", 200, 256, renorm, 3);
+  route_case(rep, rng, "one token, sorted by the routing kernel", 1, 2048, greedy, -1, true);
+  route_case(rep, rng, "one padding token, sorted by the routing kernel", 1, 2048, greedy, 0, true);
+  kernels::RouteParams dense{0, 0, 1, 1, 1, false, false, 1.0f};
+  route_case(rep, rng, "dense layer (one always-on slot), one token", 1, 256, dense, -1, true);
   experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f});
