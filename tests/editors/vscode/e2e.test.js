@@ -235,7 +235,8 @@ async function run(page) {
   await page.hover('[id="ghostline.ghostline.status"]');
   const tooltip = await waitFor("the status-bar tooltip", async () => {
     const t = await page.evaluate(() => [...document.querySelectorAll(".workbench-hover, .monaco-hover")].map((e) => e.innerText).join("\n"));
-    return /^Model: [\w.-]+ \(loaded in [\d.]+ ms\)$/m.test(t) && /^Device: (cpu|cuda)/m.test(t) && t;
+    return /^Model: [\w.-]+ \(loaded in [\d.]+ ms\)$/m.test(t) && /^Device: (cpu|cuda)/m.test(t) &&
+      /^Server: [\d.]+ ms \((engine|engine-first-line|cache|typing-through)\b/m.test(t) && t;
   }, 10000);
   log(`tooltip: ${JSON.stringify(tooltip)}`);
 
