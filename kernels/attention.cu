@@ -61,8 +61,15 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];
-  const float* qt = a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh * a.G + h0) * dk;
-  for (int i = threadIdx.x; i < GB * dk; i += blockDim.x) q_sh[i] = qt[i] * a.scale;
+  // The queries: 16-byte loads, all in flight at once (up to 16 heads x 576 floats).
+  const float4* qt = reinterpret_cast<const float4*>(a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh * a.G + h0) * dk);
+  float4* q4 = reinterpret_cast<float4*>(q_sh);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < GB * dk / 4; i += blockDim.x) {
+    float4 v = qt[i];
+    v.x *= a.scale, v.y *= a.scale, v.z *= a.scale, v.w *= a.scale;
+    q4[i] = v;
+  }
   for (int h = threadIdx.x; h < kHeadsPerBlock; h += blockDim.x) m_run[h] = -INFINITY, l_run[h] = 0.0f;
 
   const int k_base = a.k_off + kvh * a.k_head_stride, v_base = a.v_off + kvh * a.v_head_stride;
@@ -422,7 +429,8 @@ int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s) {
   if (a.n_list <= 0) return;
   if (a.dk % 4 || a.dv % 4 || a.dv > 4 * kAccHeads * 16 || a.k_off % 4 || a.v_off % 4 || a.k_head_stride % 4 ||
-      a.v_head_stride % 4 || kv.kv_dim % 4 || a.n_splits < 1 || a.n_splits > kMaxSplits) {
+      a.v_head_stride % 4 || kv.kv_dim % 4 || a.q_tok_stride % 4 || (reinterpret_cast<uintptr_t>(a.q) & 15u) || a.n_splits < 1 ||
+      a.n_splits > kMaxSplits) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }

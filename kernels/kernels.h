@@ -64,7 +64,7 @@ struct MoeSum {
 };
 
 // For each row t < T: x[t] += delta[t] (when not null) + the MoE sum (when moe.pair_out), then
-// h[t] = rmsnorm(x[t]) * w (when h is not null). x, delta, h are [T, D] dense.
+// h[t] = rmsnorm(x[t]) * w (when h is not null). x, delta, h are [T, D] dense; D <= 8192, KP <= 32.
 void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
                       cudaStream_t s);
 // y[r, :n] = rmsnorm(x[r, :n]) * w for `rows` rows with strides ldx / ldy (y may alias x).
@@ -201,7 +201,9 @@ struct MoeRouting {
 // group-limited; ties to the lower expert id), plus the shared experts. Tokens with
 // place.seq[t] < 0 (when place.seq is given) get no pairs. With also_sort and T == 1 it also
 // writes what moe_sort would (one launch less per layer when a single sequence decodes).
-void moe_route(const float* h, int D, const float* router, const RouteParams& rp, const int32_t* seq, int T,
+// `logits` [T, E], when given, are the router logits already computed (skinny_gemm or gemm over
+// the router): the kernel then skips its own dot products.
+void moe_route(const float* h, int D, const float* router, const float* logits, const RouteParams& rp, const int32_t* seq, int T,
                const MoeRouting& r, bool also_sort, cudaStream_t s);
 // Counts, offsets, the active list and every pair's sorted row (stable for small P).
 void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);

@@ -29,8 +29,8 @@ __device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, flo
 }
 
 // The routing of token t by one block (the pairs of every path end in r.pair_expert / weight).
-__device__ __forceinline__ void route_token(int t, const float* h, int D, const float* router, const RouteParams& rp,
-                                            const int32_t* seq, const MoeRouting& r, float* prob, float* gmax) {
+__device__ __forceinline__ void route_token(int t, const float* h, int D, const float* router, const float* logits,
+                                            const RouteParams& rp, const int32_t* seq, const MoeRouting& r, float* prob, float* gmax) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int KP = rp.K + rp.S;
   int32_t* pe = r.pair_expert + static_cast<int64_t>(t) * KP;
@@ -43,7 +43,9 @@ __device__ __forceinline__ void route_token(int t, const float* h, int D, const 
   if (rp.E == 0 || rp.K == 0) return;
   const float* x = h + static_cast<int64_t>(t) * D;
   const bool vec = D % 4 == 0 && aligned16(x) && aligned16(router);
-  for (int e = warp; e < rp.E; e += n_warps) {
+  if (logits)
+    for (int e = threadIdx.x; e < rp.E; e += blockDim.x) prob[e] = logits[static_cast<int64_t>(t) * rp.E + e];
+  for (int e = warp; e < (logits ? 0 : rp.E); e += n_warps) {
     const float* w = router + static_cast<int64_t>(e) * D;
     float s = 0.0f;
     if (vec) {
@@ -148,12 +150,12 @@ __device__ __forceinline__ void sort_one_token(const RouteParams& rp, const MoeR
   if (lane == 0) *r.n_active = n_valid;
 }
 
-__global__ void route_kernel(const float* h, int D, const float* router, RouteParams rp, const int32_t* seq, MoeRouting r,
-                             bool also_sort) {
+__global__ void route_kernel(const float* h, int D, const float* router, const float* logits, RouteParams rp, const int32_t* seq,
+                             MoeRouting r, bool also_sort) {
   grid_wait();
   __shared__ float prob[kMaxExperts];
   __shared__ float gmax[kMaxGroups];
-  route_token(blockIdx.x, h, D, router, rp, seq, r, prob, gmax);
+  route_token(blockIdx.x, h, D, router, logits, rp, seq, r, prob, gmax);
   if (also_sort) {
     __syncthreads();
     if (threadIdx.x < 32) sort_one_token(rp, r);
@@ -259,13 +261,13 @@ __global__ void moe_pad_slots_kernel(MoeRouting r, int P, MoePadding L) {
 
 }  // namespace
 
-void moe_route(const float* h, int D, const float* router, const RouteParams& rp, const int32_t* seq, int T, const MoeRouting& r,
-               bool also_sort, cudaStream_t s) {
+void moe_route(const float* h, int D, const float* router, const float* logits, const RouteParams& rp, const int32_t* seq, int T,
+               const MoeRouting& r, bool also_sort, cudaStream_t s) {
   if (rp.K + rp.S > 32 || rp.E > kMaxExperts || rp.K > 16 || (rp.group_limited && (rp.n_group > kMaxGroups || rp.n_group < 1 || rp.E % rp.n_group))) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, rp, seq, r, also_sort && T == 1);
+  launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, logits, rp, seq, r, also_sort && T == 1);
 }
 
 void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {

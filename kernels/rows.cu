@@ -157,33 +157,61 @@ __global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* 
   for (int i = threadIdx.x; i < D; i += blockDim.x) o[i] = to_float(row[i]);
 }
 
-// One block per row. Sums in float32; y = w * (x * inv) in the order the reference uses.
-__global__ void residual_rmsnorm_kernel(float* x, const float* delta, MoeSum moe, const float* w, float eps, float* h, int D) {
+// One block per row; each thread keeps its (at most kMaxPerThread) elements in registers so
+// that every load of the row is issued before any store (no load waits behind a store it
+// might alias). Sums in float32; y = w * (x * inv) in the order the reference uses.
+constexpr int kMaxPerThread = 16;
+__global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, MoeSum moe, const float* __restrict__ w,
+                                        float eps, float* __restrict__ h, int D) {
   grid_wait();
   __shared__ float scratch[32];
+  __shared__ int s_slot[32];
+  __shared__ float s_w[32];
   const int t = blockIdx.x;
+  const int KP = moe.pair_out ? moe.pairs_per_token : 0;
+  for (int k = threadIdx.x; k < KP; k += blockDim.x) {
+    s_slot[k] = moe.pair_slot[t * KP + k];
+    s_w[k] = moe.pair_weight[t * KP + k];
+  }
   float* xr = x + static_cast<int64_t>(t) * D;
-  const int KP = moe.pairs_per_token;
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < D; i += blockDim.x) {
-    float v = xr[i];
-    if (delta) v += delta[static_cast<int64_t>(t) * D + i];
-    if (moe.pair_out) {
-      float m = 0.0f;
-      for (int k = 0; k < KP; ++k) {
-        const int slot = moe.pair_slot[t * KP + k];
-        if (slot >= 0) m += moe.pair_weight[t * KP + k] * moe.pair_out[static_cast<int64_t>(slot) * D + i];
-      }
-      v += m;
+  float v[kMaxPerThread], m[kMaxPerThread];
+#pragma unroll
+  for (int i = 0; i < kMaxPerThread; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    v[i] = 0.0f, m[i] = 0.0f;
+    if (idx < D) v[i] = xr[idx] + (delta ? delta[static_cast<int64_t>(t) * D + idx] : 0.0f);
+  }
+  __syncthreads();
+  for (int k = 0; k < KP; ++k) {
+    const int slot = s_slot[k];
+    if (slot < 0) continue;
+    const float wk = s_w[k];
+    const float* po = moe.pair_out + static_cast<int64_t>(slot) * D;
+#pragma unroll
+    for (int i = 0; i < kMaxPerThread; ++i) {
+      const int idx = threadIdx.x + i * blockDim.x;
+      if (idx < D) m[i] += wk * po[idx];
     }
-    xr[i] = v;
-    ss += v * v;
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kMaxPerThread; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    v[i] += m[i];
+    if (idx < D) {
+      xr[idx] = v[i];
+      ss += v[i] * v[i];
+    }
   }
   if (!h) return;
   ss = block_sum(ss, scratch);
   const float inv = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
   float* hr = h + static_cast<int64_t>(t) * D;
-  for (int i = threadIdx.x; i < D; i += blockDim.x) hr[i] = w[i] * (xr[i] * inv);
+#pragma unroll
+  for (int i = 0; i < kMaxPerThread; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < D) hr[idx] = w[idx] * (v[i] * inv);
+  }
 }
 
 __global__ void rmsnorm_kernel(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy) {
@@ -267,7 +295,12 @@ void embed_rows(const void* table, DType dt, int D, const int32_t* ids, int T, f
 
 void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
                       cudaStream_t s) {
-  launch(residual_rmsnorm_kernel, dim3(T), dim3(row_threads(D)), 0, s, x, delta, moe, w, eps, h, D);
+  const int threads = D <= 2048 ? 128 : D <= 4096 ? 256 : 512;
+  if (D > threads * kMaxPerThread || moe.pairs_per_token > 32) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  launch(residual_rmsnorm_kernel, dim3(T), dim3(threads), 0, s, x, delta, moe, w, eps, h, D);
 }
 
 void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s) {

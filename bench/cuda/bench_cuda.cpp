@@ -6,6 +6,7 @@
 // active parameters: dense parts once per step, routed experts as many distinct ones as B tokens
 // pick under uniform routing; plus every sequence's KV cache) over the measured read bandwidth.
 //   bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] CONFIG.json ...
+//   bench_cuda --profile CONFIG.json   (one decode step for ncu --profile-from-start off)
 // Timings are wall-clock medians around Model::forward (which returns after the logits are on
 // the host), after warm-up steps that also capture the CUDA graphs.
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +95,41 @@ double step_bytes(const model::ModelConfig& c, const ModelInfo& info, int B, int
   return active + static_cast<double>(B) * context * info.kv_bytes_per_token;
 }
 
+// --profile CONFIG: one batch-1 decode step at 2K context between cudaProfilerStart/Stop, for
+// `ncu --profile-from-start off` (eager launches, after warm-up steps).
+int profile_step(const std::string& path) {
+  LoadOptions o;
+  o.device = Device::Cuda;
+  auto loaded = load_model("dummy:" + path, o);
+  if (!loaded) {
+    std::fprintf(stderr, "bench_cuda: %s\n", loaded.error().message.c_str());
+    return 1;
+  }
+  Model& m = **loaded;
+  if (auto r = m.allocate_kv(kBlock, (kContext + 64) / kBlock + 4); !r) return 1;
+  Bench b{m, m.info().vocab_size};
+  StepBatch sb;
+  for (int i = 0; i < kContext; ++i) sb.tokens.push_back(b.token());
+  SequenceStep s;
+  s.n_new = kContext;
+  s.block_table = blocks(0, kContext + 32);
+  sb.seqs.push_back(s);
+  b.run(sb);
+  cuda::set_cuda_model_options(m, {false, 64});
+  for (int i = 0; i < 4; ++i) {
+    StepBatch d;
+    d.tokens = {b.token()};
+    SequenceStep q = s;
+    q.n_past = kContext + i;
+    q.n_new = 1;
+    d.seqs.push_back(q);
+    if (i == 3) cudaProfilerStart();
+    b.run(d);
+  }
+  cudaProfilerStop();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +143,7 @@ int main(int argc, char** argv) {
     else if (a == "--commit" && i + 1 < argc) commit = argv[++i];
     else if (a == "--reps" && i + 1 < argc) reps = std::max(3, std::atoi(argv[++i]));
     else if (a == "--variants") variants = true;
+    else if (a == "--profile" && i + 1 < argc) return profile_step(argv[++i]);
     else configs.push_back(a);
   }
   if (configs.empty()) {

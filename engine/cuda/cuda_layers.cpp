@@ -270,7 +270,22 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
   const bool one = c.decode && T == 1;  // one token: the routing kernel sorts its pairs too
-  kernels::moe_route(ws.h, D, L.router, route_params(L), ws.seq(), T, ws.moe, one, stream_);
+  const float* logits = nullptr;
+  if (L.E > 0) {
+    // Router logits [T, E] in float32 over many blocks (the routing kernel then only picks).
+    if (c.decode) {
+      kernels::Skinny r;
+      r.w = L.router, r.wt = DType::F32, r.ldw = D;
+      r.x = ws.h, r.ldx = D;
+      r.y = ws.router_logits, r.ldy = L.E;
+      r.N = L.E, r.K = D, r.T = T;
+      kernels::skinny_gemm(r, stream_);
+    } else {
+      kernels::gemm(blas_, T, L.E, D, ws.h, D, L.router, D, true, DType::F32, ws.router_logits, L.E);
+    }
+    logits = ws.router_logits;
+  }
+  kernels::moe_route(ws.h, D, L.router, logits, route_params(L), ws.seq(), T, ws.moe, one, stream_);
   if (!one) kernels::moe_sort(T, KP, X, ws.moe, stream_);
   if (c.decode) {
     const int max_active = std::min(X, T * KP);

@@ -81,11 +81,12 @@ Expected<void> CudaModel::init(const model::ModelWeights* host, uint64_t seed) {
   rope_params_.attention_factor = rope_.attention_factor();
   rope_params_.interleaved = cfg_.is_mla();
 
-  KP_ = 1, X_ = 1, I_max_ = 0;
+  KP_ = 1, X_ = 1, I_max_ = 0, E_max_ = 0;
   for (const auto& L : w_.layers) {
     KP_ = std::max(KP_, L.K + L.S);
     X_ = std::max(X_, L.E + L.S);
     I_max_ = std::max(I_max_, L.I);
+    E_max_ = std::max(E_max_, L.E);
   }
   if (auto s = size_workspace(small_, kDecodeCapacity, kDecodeCapacity, false); !s) return s;
   if (auto s = offsets_.ensure((X_ + 1) * 4); !s) return s;
@@ -134,6 +135,7 @@ Expected<void> CudaModel::size_workspace(Workspace& ws, int T, int R, bool prefi
   add(&nw.moe.expert_offset, (X_ + 1) * 4);
   add(&nw.moe.active, X_ * 4);
   add(&nw.moe.n_active, 4);
+  add(&nw.router_logits, static_cast<int64_t>(T) * std::max(E_max_, 1) * 4);
   if (!prefill) {
     add(&nw.act, P * I_max_ * 4);
     add(&nw.pair_out, P * D * 4);

@@ -27,6 +27,7 @@ struct Workspace {
   float* attn = nullptr;                                 // [T, H v] attention output before o_proj
   float *part_o = nullptr, *part_ml = nullptr;           // decode attention splits
   kernels::MoeRouting moe;                               // [T KP] pairs, [X + 1] offsets
+  float* router_logits = nullptr;                        // [T, E]
   float* act = nullptr;                                  // decode path: [T KP, I]
   float* pair_out = nullptr;                             // decode path: [T KP, D]
   float* hfinal = nullptr;                               // [R, D]
@@ -115,7 +116,7 @@ class CudaModel final : public Model {
   DeviceBuffer inv_freq_;
   kernels::RopeParams rope_params_;
   float softmax_scale_ = 1.0f;
-  int KP_ = 1, X_ = 1, I_max_ = 0;  // pairs per token, expert slots, hidden size: maxima over layers
+  int KP_ = 1, X_ = 1, I_max_ = 0, E_max_ = 0;  // pairs per token, expert slots, hidden size, routed experts: maxima
 
   // KV cache: [n_blocks][L][B][kv_dim] float32.
   DeviceBuffer kv_;

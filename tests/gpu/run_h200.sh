@@ -2,15 +2,17 @@
 # On the GPU machine, in one go: build the CUDA backend's checks and benchmark (tests/gpu/device,
 # sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
 # bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
-#   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  [tokrefs.tar.gz] [sanitizer.log]
-# Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs]
+#   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  clocks.csv
+#   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt]
+# Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs] [--ncu]
+#   --ncu profiles one DeepSeek-V2-Lite decode step with Nsight Compute (ncu.txt).
 #   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
 # The device tool runs it from the repository root; nothing here needs the network.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-commit=unknown tests=1 bench=1 reps=20 tokrefs=0
+commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --commit) commit=$2; shift ;;
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     --no-bench) bench=0 ;;
     --bench-reps) reps=$2; shift ;;
     --tokrefs) tokrefs=1 ;;
+    --ncu) ncu=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -74,10 +77,23 @@ if [ "$tests" = 1 ]; then
 fi
 if [ "$bench" = 1 ]; then
   stamp "bench_cuda"
+  # SM clock, power and load every 250 ms while the benchmark runs (small kernels and clocks).
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv -lms 250 > "$OUT/clocks.csv" 2>&1 &
+  smi=$!
   timeout ${BENCH_TIMEOUT:-250} build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
     bench/cuda/dsv2-lite.json bench/cuda/qwen3-30b-a3b.json bench/cuda/deepseek-coder-6.7b.json > "$OUT/bench.log" 2>&1
   echo "bench_cuda exit $?"
+  kill "$smi" 2>/dev/null
   cat "$OUT/bench.log"
+fi
+if [ "$ncu" = 1 ]; then
+  # One batch-1 decode step of DeepSeek-V2-Lite per kernel: duration, DRAM throughput, SM clock.
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  stamp "ncu ($NCU)"
+  [ -n "$NCU" ] && timeout ${NCU_TIMEOUT:-150} "$NCU" --clock-control none --profile-from-start off \
+    --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__cycles_elapsed.avg.per_second,launch__grid_size,launch__registers_per_thread \
+    --print-summary per-kernel build-gpu/bench_cuda --profile bench/cuda/dsv2-lite.json > "$OUT/ncu.txt" 2>&1
+  grep -vE "^==PROF==|^ *$" "$OUT/ncu.txt" | tail -120
 fi
 stamp "done"
 exit $status

@@ -389,7 +389,7 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
   Dev<float> dh(h), drouter(router);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
-  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, fused, nullptr);
+  kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, fused, nullptr);
   if (!fused) kernels::moe_sort(T, KP, X, mb.r, nullptr);
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download(), sorted = mb.sorted.download(), off = mb.offset.download(),
@@ -442,7 +442,7 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   std::vector<int32_t> seq(T, 0);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
-  kernels::moe_route(dh.p, D, drouter.p, rp, dseq.p, T, mb.r, T == 1, nullptr);
+  kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, T == 1, nullptr);
   if (T != 1) kernels::moe_sort(T, KP, X, mb.r, nullptr);
   kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), T, act.p, nullptr);
   kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), T, pair_out.p, nullptr);
