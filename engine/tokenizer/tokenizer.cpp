@@ -150,34 +150,31 @@ Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_file(const std::strin
 
   if (j.contains("added_tokens")) {
     if (!j["added_tokens"].is_array()) return make_error(ErrorCode::InvalidArgument, path + ": \"added_tokens\" is not an array");
+    // Registered in file order as `tokenizers` does; the "id" field is only checked for shape:
+    // the id each token gets comes from the content (see AddedVocabulary).
+    AddedVocabulary added;
     for (const auto& a : j["added_tokens"]) {
       if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
           !a["content"].is_string())
         return make_error(ErrorCode::InvalidArgument, path + ": an added token lacks an integer \"id\" or a \"content\"");
       AddedToken t;
-      int64_t id = a["id"].get<int64_t>();
-      if (id < 0 || id > 0x7FFFFFF) return make_error(ErrorCode::InvalidArgument, path + ": added token id out of range");
-      t.id = static_cast<int32_t>(id);
       t.content = a["content"].get<std::string>();
       t.special = a.value("special", false);
       t.normalized = a.value("normalized", !t.special);
       t.lstrip = a.value("lstrip", false);
       t.rstrip = a.value("rstrip", false);
       t.single_word = a.value("single_word", false);
-      if (static_cast<size_t>(t.id) >= impl->spellings.size()) impl->spellings.resize(t.id + 1);
-      impl->spellings[t.id] = t.content;
-      impl->added_ids[t.content] = t.id;
-      if (impl->special.size() <= static_cast<size_t>(t.id)) impl->special.resize(t.id + 1, 0);
-      impl->special[t.id] = t.special;
-      if (t.normalized && !impl->normalizer.empty()) {
-        t.content = impl->normalizer.apply(t.content);
-        impl->normalized_tokens.add(t);
-      } else if (t.normalized) {
-        impl->normalized_tokens.add(t);
-      } else {
-        impl->raw_tokens.add(t);
-      }
+      added.add(t, impl->model->vocab());
     }
+    for (const auto& [id, t] : added.tokens()) {
+      if (id > 0x7FFFFFF) return make_error(ErrorCode::InvalidArgument, path + ": added token id out of range");
+      if (static_cast<size_t>(id) >= impl->spellings.size()) impl->spellings.resize(id + 1);
+      impl->spellings[id] = t.content;
+      if (impl->special.size() <= static_cast<size_t>(id)) impl->special.resize(id + 1, 0);
+      impl->special[id] = added.is_special(t.content);
+    }
+    impl->added_ids = added.ids();
+    added.build_matchers(impl->normalizer, &impl->raw_tokens, &impl->normalized_tokens);
   }
   impl->special.resize(impl->spellings.size(), 0);
   if (auto bos = template_bos(j.value("post_processor", json()))) {

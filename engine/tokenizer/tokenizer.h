@@ -7,6 +7,14 @@
 // (NFC, ...), pre-tokenized (Split with the model's regexes through PCRE2-JIT, ByteLevel, Digits)
 // and each pre-token word is run through the BPE model (results cached per word).
 //
+// Like `tokenizers`, an added token's id comes from its content, not from the "id" written in
+// tokenizer.json: a content in the model's vocabulary keeps that id, a new one is numbered from the
+// vocabulary size in file order (the two agree in real tokenizer files).
+//
+// Known limit: Unicode tables. NFC/NFKC come from utf8proc (Unicode 15), `tokenizers` uses older
+// normalization tables and newer case and regex tables, so characters assigned in recent Unicode
+// versions (none in the test corpus) can normalize or split differently.
+//
 // Thread-safety: a Tokenizer is immutable after loading apart from its internal word cache, which is
 // guarded; any number of threads may call its const methods at once. A StreamDecoder is one
 // stream's state and belongs to one thread.

@@ -126,8 +126,16 @@ std::string to_lower(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     size_t n;
     char32_t c = decode_at(s, i, &n);
-    append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
     i += n;
+    if (c < 0x80) {
+      out += static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    } else if (c == 0x130) {
+      // The one unconditional lowercase mapping of SpecialCasing.txt that is longer than a
+      // character; utf8proc only knows the simple mapping (plain i).
+      out += "i\xCC\x87";
+    } else {
+      append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+    }
   }
   return out;
 }
@@ -138,12 +146,20 @@ bool is_unicode_whitespace(char32_t c) {
          c == 0x3000;
 }
 
-bool is_alphanumeric(char32_t c) {
-  if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+bool is_regex_word_char(char32_t c) {
+  if (c < 0x80) return c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+  if (c == 0x200C || c == 0x200D) return true;  // Join_Control
+  // Other_Alphabetic outside the marks: circled and squared Latin letters (category So).
+  if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
+      (c >= 0x1F170 && c <= 0x1F189))
+    return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:                            // letters
+    case UTF8PROC_CATEGORY_NL:                                                       // letter numbers
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:  // marks
+    case UTF8PROC_CATEGORY_ND:                                                       // decimal digits
+    case UTF8PROC_CATEGORY_PC:                                                       // connectors
       return true;
     default:
       return false;

@@ -22,12 +22,16 @@ size_t utf8_len(unsigned char lead);
 
 enum class NormalForm { NFC, NFD, NFKC, NFKD };
 std::string normalize(std::string_view s, NormalForm form);
+// Rust's char::to_lowercase applied to each character, as the Lowercase normalizer does: the
+// simple mapping, except U+0130 (İ), which becomes two characters (i + U+0307); no context rules
+// (a final sigma stays σ).
 std::string to_lower(std::string_view s);
 
 // Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_unicode_whitespace(char32_t c);
-// Rust's char::is_alphanumeric() (letters and numbers).
-bool is_alphanumeric(char32_t c);
+// `\w` of Rust's regex crate (the Unicode word characters of UTS #18): Alphabetic, marks,
+// decimal digits, connector punctuation, and the join controls U+200C/U+200D.
+bool is_regex_word_char(char32_t c);
 
 // The byte-level alphabet: the code point standing for each byte, and the reverse (-1: none).
 char32_t byte_to_char(uint8_t b);
