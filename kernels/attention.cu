@@ -23,6 +23,7 @@ constexpr int kChunk = 128;        // positions scored at once
 constexpr int kThreads = 256;
 constexpr int kMaxSplits = 64;
 constexpr int kAccHeads = 8;       // query heads per thread in the value pass (needs dv <= 512)
+constexpr int kKeyChunks = 5;      // 16-byte chunks of a key per lane (dk <= 640)
 
 __device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t* table, int pos) {
   const int32_t block = table[pos / kv.block_size];
@@ -54,10 +55,12 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
   const int p0 = split * per, p1 = min(n, p0 + per);
   const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * a.G + h0;
   if (p0 >= p1) {
+    // An empty split still writes zeros, so that attn_combine reads every split unconditionally.
     for (int h = threadIdx.x; h < GB; h += blockDim.x) {
       a.part_ml[(part + h) * 2] = -INFINITY;
       a.part_ml[(part + h) * 2 + 1] = 0.0f;
     }
+    for (int i = threadIdx.x; i < GB * dv; i += blockDim.x) a.part_o[part * dv + i] = 0.0f;
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];
@@ -84,23 +87,44 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
     __syncthreads();  // the previous chunk's readers of offs / sc are done; q_sh and m_run are written
     for (int j = threadIdx.x; j < len; j += blockDim.x) offs[j] = slot_offset(kv, table, c0 + j);
     __syncthreads();
-    // Scores: a warp per position, lanes across the key, all heads at once.
-    for (int j = warp; j < len; j += n_warps) {
+    // Scores: a warp per position (two at a time), lanes across the key, all heads at once; every
+    // chunk of both keys is loaded before the math so that the loads overlap.
+    for (int j = warp; j < len; j += 2 * n_warps) {
+      const int j2 = j + n_warps;
+      const bool two = j2 < len;
       const float* kp = kv.layer + offs[j] + k_base;
-      float s[kHeadsPerBlock];
+      const float* kp2 = kv.layer + offs[two ? j2 : j] + k_base;
+      float4 kc[kKeyChunks], kc2[kKeyChunks];
 #pragma unroll
-      for (int h = 0; h < kHeadsPerBlock; ++h) s[h] = 0.0f;
-      for (int i4 = lane; i4 < dk4; i4 += 32) {
-        const float4 k = *reinterpret_cast<const float4*>(kp + i4 * 4);
+      for (int c = 0; c < kKeyChunks; ++c) {
+        const int i4 = lane + 32 * c;
+        const bool in = i4 < dk4;
+        kc[c] = in ? *reinterpret_cast<const float4*>(kp + i4 * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+        kc2[c] = in ? *reinterpret_cast<const float4*>(kp2 + i4 * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      float s[kHeadsPerBlock], s2[kHeadsPerBlock];
 #pragma unroll
-        for (int h = 0; h < kHeadsPerBlock; ++h)
-          if (h < GB) s[h] += dot4(*reinterpret_cast<const float4*>(q_sh + h * dk + i4 * 4), k);
+      for (int h = 0; h < kHeadsPerBlock; ++h) s[h] = 0.0f, s2[h] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kKeyChunks; ++c) {
+        const int i4 = min(lane + 32 * c, dk4 - 1);  // lanes past the key read a valid chunk against a zero key
+#pragma unroll
+        for (int h = 0; h < kHeadsPerBlock; ++h) {
+          if (h < GB) {
+            const float4 q = *reinterpret_cast<const float4*>(q_sh + h * dk + i4 * 4);
+            s[h] += dot4(q, kc[c]);
+            s2[h] += dot4(q, kc2[c]);
+          }
+        }
       }
 #pragma unroll
       for (int h = 0; h < kHeadsPerBlock; ++h) {
         if (h < GB) {
-          const float v = warp_sum(s[h]);
-          if (lane == 0) sc[h * kChunk + j] = v;
+          const float v = warp_sum(s[h]), v2 = warp_sum(s2[h]);
+          if (lane == 0) {
+            sc[h * kChunk + j] = v;
+            if (two) sc[h * kChunk + j2] = v2;
+          }
         }
       }
     }
@@ -213,14 +237,20 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, con
   __syncthreads();
   const float* po = a.part_o + (base * a.G + g) * dv;
   const int64_t split_stride = static_cast<int64_t>(a.G) * dv;
+  // Every split wrote its partial (zeros when empty), so the loads need no condition: eight
+  // splits' loads at a time are in flight (a split past S reads the last one with weight 0).
   for (int r = threadIdx.x; r < dv; r += blockDim.x) {
     float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int s0 = 0; s0 < S; s0 += 8) {
+      float x[8], w[8];
 #pragma unroll
       for (int u = 0; u < 8; ++u) {
-        const int s = s0 + u;
-        if (s < S && wts[s] != 0.0f) v[u] += wts[s] * po[s * split_stride + r];
+        const int s = min(s0 + u, S - 1);
+        x[u] = po[s * split_stride + r];
+        w[u] = s0 + u < S ? wts[s] : 0.0f;
       }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) v[u] = fmaf(w[u], x[u], v[u]);
     }
     val[r] = (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))) * inv_total;
   }
@@ -284,6 +314,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, 
       a.part_ml[(part + h) * 2] = -INFINITY;
       a.part_ml[(part + h) * 2 + 1] = 0.0f;
     }
+    for (int i = threadIdx.x; i < G * dv; i += blockDim.x) a.part_o[part * dv + i] = 0.0f;
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];
@@ -428,7 +459,7 @@ int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
 
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s) {
   if (a.n_list <= 0) return;
-  if (a.dk % 4 || a.dv % 4 || a.dv > 4 * kAccHeads * 16 || a.k_off % 4 || a.v_off % 4 || a.k_head_stride % 4 ||
+  if (a.dk % 4 || a.dv % 4 || a.dv > 4 * kAccHeads * 16 || a.dk > 4 * 32 * kKeyChunks || a.k_off % 4 || a.v_off % 4 || a.k_head_stride % 4 ||
       a.v_head_stride % 4 || kv.kv_dim % 4 || a.q_tok_stride % 4 || (reinterpret_cast<uintptr_t>(a.q) & 15u) || a.n_splits < 1 ||
       a.n_splits > kMaxSplits) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);

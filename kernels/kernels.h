@@ -55,7 +55,8 @@ void timing_stop(cudaEvent_t start, const void* fn, const char* label, cudaStrea
 void embed_rows(const void* table, DType dt, int D, const int32_t* ids, int T, float* out, cudaStream_t s);
 
 // The MoE outputs to add into the residual: x[t] += sum_k pair_weight[t*KP+k] * pair_out[pair_slot[t*KP+k]]
-// (pairs with slot -1 are skipped), in k order.
+// (pairs with slot -1 are skipped), in k order. Every row of pair_out must hold finite values
+// (a skipped pair reads row 0 with weight 0): zero the buffer once when it is allocated.
 struct MoeSum {
   const float* pair_out = nullptr;     // [P, D] in sorted order
   const float* pair_weight = nullptr;  // [T * KP]
@@ -75,8 +76,8 @@ void gather_rows(const float* src, int64_t ld_src, const int32_t* idx, int rows,
 void convert_rows(const float* src, int64_t ld_src, int rows, int n, void* dst, DType dt, int64_t ld_dst, cudaStream_t s);
 // y[r, :n] += bias
 void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStream_t s);
-// act[r, j] = silu(gu[r, j]) * gu[r, I + j] for j < I (gu rows of 2I floats); act rows of ld_act.
-void silu_mul_rows(const float* gu, int rows, int I, float* act, int64_t ld_act, cudaStream_t s);
+// act[r, j] = silu(gu[r, j]) * gu[r, I + j] for j < I (gu rows of 2I floats); act (dt) rows of ld_act.
+void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s);
 // Uniform values in [-scale, scale) from a counter-based hash of (seed, index); dst in dt.
 void fill_uniform(void* dst, DType dt, int64_t n, float scale, uint64_t seed, cudaStream_t s);
 void fill_value(float* dst, int64_t n, float v, cudaStream_t s);

@@ -182,15 +182,17 @@ __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __re
     if (idx < D) v[i] = xr[idx] + (delta ? delta[static_cast<int64_t>(t) * D + idx] : 0.0f);
   }
   __syncthreads();
+  // No branch on the slot: a pair without one reads row 0 with weight 0 (callers keep every row
+  // of pair_out finite), so the loads of all pairs can be in flight together.
+#pragma unroll 4
   for (int k = 0; k < KP; ++k) {
     const int slot = s_slot[k];
-    if (slot < 0) continue;
-    const float wk = s_w[k];
-    const float* po = moe.pair_out + static_cast<int64_t>(slot) * D;
+    const float wk = slot >= 0 ? s_w[k] : 0.0f;
+    const float* po = moe.pair_out + static_cast<int64_t>(max(slot, 0)) * D;
 #pragma unroll
     for (int i = 0; i < kMaxPerThread; ++i) {
-      const int idx = threadIdx.x + i * blockDim.x;
-      if (idx < D) m[i] += wk * po[idx];
+      const int idx = min(static_cast<int>(threadIdx.x + i * blockDim.x), D - 1);
+      m[i] = fmaf(wk, po[idx], m[i]);
     }
   }
   float ss = 0.0f;
@@ -247,13 +249,32 @@ __global__ void add_bias_kernel(float* y, int64_t ld, int n, const float* bias) 
   for (int i = threadIdx.x; i < n; i += blockDim.x) r[i] += bias[i];
 }
 
-__global__ void silu_mul_kernel(const float* gu, int I, float* act, int64_t ld_act) {
+// Four hidden units per thread, grid-stride over every row (prefill: tens of thousands of rows).
+template <typename T>
+__global__ void silu_mul_kernel(const float* __restrict__ gu, int64_t rows, int I, T* __restrict__ act, int64_t ld_act) {
+  grid_wait();
+  const int q = I / 4;  // groups of four per row
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * q; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / q;
+    const int j = static_cast<int>(i % q) * 4;
+    const float4 g = *reinterpret_cast<const float4*>(gu + r * 2 * I + j);
+    const float4 u = *reinterpret_cast<const float4*>(gu + r * 2 * I + I + j);
+    T* o = act + r * ld_act + j;
+    o[0] = from_float<T>(g.x / (1.0f + expf(-g.x)) * u.x);
+    o[1] = from_float<T>(g.y / (1.0f + expf(-g.y)) * u.y);
+    o[2] = from_float<T>(g.z / (1.0f + expf(-g.z)) * u.z);
+    o[3] = from_float<T>(g.w / (1.0f + expf(-g.w)) * u.w);
+  }
+}
+
+template <typename T>
+__global__ void silu_mul_scalar_kernel(const float* gu, int I, T* act, int64_t ld_act) {
   grid_wait();
   const float* g = gu + blockIdx.x * static_cast<int64_t>(2 * I);
-  float* a = act + blockIdx.x * ld_act;
+  T* a = act + blockIdx.x * ld_act;
   for (int j = threadIdx.x; j < I; j += blockDim.x) {
     const float x = g[j];
-    a[j] = x / (1.0f + expf(-x)) * g[I + j];
+    a[j] = from_float<T>(x / (1.0f + expf(-x)) * g[I + j]);
   }
 }
 
@@ -322,8 +343,17 @@ void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStre
   launch(add_bias_kernel, dim3(rows), dim3(row_threads(n)), 0, s, y, ld, n, bias);
 }
 
-void silu_mul_rows(const float* gu, int rows, int I, float* act, int64_t ld_act, cudaStream_t s) {
-  launch(silu_mul_kernel, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, act, ld_act);
+void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
+  if (rows <= 0) return;
+  if (I % 4 == 0 && (reinterpret_cast<uintptr_t>(gu) & 15u) == 0) {
+    const int64_t n = static_cast<int64_t>(rows) * (I / 4);
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, static_cast<int64_t>(sm_count()) * 16)));
+    if (dt == DType::BF16) launch(silu_mul_kernel<bf16>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<bf16*>(act), ld_act);
+    else launch(silu_mul_kernel<float>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<float*>(act), ld_act);
+    return;
+  }
+  if (dt == DType::BF16) launch(silu_mul_scalar_kernel<bf16>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<bf16*>(act), ld_act);
+  else launch(silu_mul_scalar_kernel<float>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<float*>(act), ld_act);
 }
 
 void fill_uniform(void* dst, DType dt, int64_t n, float scale, uint64_t seed, cudaStream_t s) {

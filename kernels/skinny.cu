@@ -67,7 +67,7 @@ template <typename WT, int R, int MAXT, bool VEC>
 __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* const (&xr)[MAXT], int nt, int K, int lane,
                                          float (&acc)[R][MAXT]) {
   if constexpr (VEC) {
-    constexpr int U = MAXT == 1 ? (R >= 4 ? 2 : 8 / R) : (R >= 4 ? 1 : 4 / R);
+    constexpr int U = R >= 4 ? 2 : 8 / R;  // eight 16-byte weight loads in flight per lane
     int k = lane * 8;
     for (; k + (U - 1) * 256 < K; k += U * 256) {
       Raw8<WT> raw[U][R];
@@ -130,8 +130,80 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // R weight rows per warp (in gate_up mode R/2 output rows, each a gate and an up row).
+// Plain mode, one activation row: the weights do not depend on the kernel before, so the first
+// U chunks of every row are loaded before grid_wait (with programmatic dependent launch they
+// stream in while that kernel finishes), then the row of x is read.
+template <typename WT, int R>
+__device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
+  constexpr int U = R >= 4 ? 2 : 8 / R;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int64_t b = blockIdx.y;
+  const WT* W = static_cast<const WT*>(a.w) + b * a.w_batch;
+  const int n0 = (blockIdx.x * n_warps + warp) * R;
+  const WT* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wr[r] = W + static_cast<int64_t>(min(n0 + r, a.N - 1)) * a.ldw;
+  const int k0 = lane * 8;
+  Raw8<WT> pre[U][R];
+  if (n0 < a.N) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (k0 + u * 256 < a.K) pre[u][r].load(wr[r] + k0 + u * 256);
+  }
+  grid_wait();
+  if (n0 >= a.N) return;
+  const float* x = a.x + b * a.x_batch;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int k = k0 + u * 256;
+    if (k < a.K) {
+      float xv[8];
+      load8_act(x + k, xv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float w[8];
+        pre[u][r].unpack(w);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
+      }
+    }
+  }
+  for (int k = k0 + U * 256; k < a.K; k += 256) {
+    float xv[8];
+    load8_act(x + k, xv);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      Raw8<WT> raw;
+      raw.load(wr[r] + k);
+      float w[8];
+      raw.unpack(w);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
+    }
+  }
+  float sum[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) sum[r] = warp_sum(acc[r]);
+  if (lane == 0) {
+    float* y = a.y + b * a.y_batch;
+    const float* bias = a.bias ? a.bias + b * a.bias_batch : nullptr;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (n0 + r < a.N) y[n0 + r] = sum[r] + (bias ? bias[n0 + r] : 0.0f);
+  }
+}
+
 template <typename WT, int R, int MAXT, bool VEC, int MODE>
 __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
+  if constexpr (MODE == kPlain && MAXT == 1 && VEC) {
+    plain_single_row<WT, R>(a);
+    return;
+  }
   grid_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const WT* W = static_cast<const WT*>(a.w);

@@ -305,17 +305,18 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   for (int e = 0; e < L.E; ++e) pad.maxc = std::max(pad.maxc, off[e + 1] - off[e]);
   const int64_t rows = static_cast<int64_t>(L.E) * pad.maxc + static_cast<int64_t>(L.S) * T;
   const int es = kernels::dtype_size(dt_);
+  // Scratch: inputs (gathered rows, then the activations) in dt | gate/up f32 | outputs f32.
   const int64_t gin_b = (rows * std::max(D, I) * es + 255) / 256 * 256, gu_b = (rows * 2 * I * 4 + 255) / 256 * 256,
-                act_b = (rows * I * 4 + 255) / 256 * 256, out_b = rows * D * 4;
-  if (gin_b + gu_b + act_b + out_b > moe_scratch_.bytes()) {
+                out_b = rows * D * 4;
+  if (gin_b + gu_b + out_b > moe_scratch_.bytes()) {
     CUDA_TRY(cudaStreamSynchronize(stream_));
-    if (auto a = moe_scratch_.alloc((gin_b + gu_b + act_b + out_b) * 5 / 4); !a) return a;
+    if (auto a = moe_scratch_.alloc((gin_b + gu_b + out_b) * 5 / 4); !a) return a;
+    CUDA_TRY(cudaMemsetAsync(moe_scratch_.get(), 0, static_cast<size_t>(moe_scratch_.bytes()), stream_));  // finite padding rows
   }
   uint8_t* base = moe_scratch_.get<uint8_t>();
   void* gin = base;
   float* gu = reinterpret_cast<float*>(base + gin_b);
-  float* act = reinterpret_cast<float*>(base + gin_b + gu_b);
-  float* out = reinterpret_cast<float*>(base + gin_b + gu_b + act_b);
+  float* out = reinterpret_cast<float*>(base + gin_b + gu_b);
   kernels::moe_gather(ws.h, D, ws.moe, KP, off[X], pad, gin, dt_, stream_);
   const int64_t shared_row = static_cast<int64_t>(L.E) * pad.maxc;
   auto grouped = [&](const void* A, int K, const DMat& W, int N, float* C, const float* bias) {
@@ -337,13 +338,9 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     }
   };
   grouped(gin, D, L.gate_up, 2 * I, gu, L.gate_up_bias);
-  kernels::silu_mul_rows(gu, static_cast<int>(rows), I, act, I, stream_);
-  const void* act_in = act;
-  if (dt_ == DType::BF16) {
-    kernels::convert_rows(act, I, static_cast<int>(rows), I, gin, dt_, I, stream_);
-    act_in = gin;
-  }
-  grouped(act_in, I, L.down, D, out, L.down_bias);
+  // SiLU(gate) * up straight into the weight dtype: the down products' input.
+  kernels::silu_mul_rows(gu, static_cast<int>(rows), I, gin, dt_, I, stream_);
+  grouped(gin, I, L.down, D, out, L.down_bias);
   kernels::moe_pad_slots(ws.moe, T * KP, pad, stream_);
   moe_out_ = out;
   return ok();

@@ -151,6 +151,8 @@ Expected<void> CudaModel::size_workspace(Workspace& ws, int T, int R, bool prefi
   for (auto& [ptr, bytes] : parts) total += align_up(bytes, 256);
   auto a = nw.arena.alloc(total);
   if (!a) return a;
+  // Finite everywhere from the start: kernels may read rows nothing wrote yet with weight 0.
+  CUDA_TRY(cudaMemsetAsync(nw.arena.get(), 0, static_cast<size_t>(total), stream_));
   int64_t off = 0;
   for (auto& [ptr, bytes] : parts) {
     *ptr = nw.arena.get<uint8_t>() + off;
