@@ -32,6 +32,12 @@ __device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t*
 
 __device__ __forceinline__ float dot4(const float4 a, const float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
+// Positions per split for a token with n positions: n spread over the splits, but at least
+// min_per_split, so that short contexts use fewer splits (less to merge).
+__device__ __forceinline__ int split_length(int n, const Attention& a) {
+  return max(max(a.min_per_split, 1), (n + a.n_splits - 1) / a.n_splits);
+}
+
 __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCache kv, TokenPlace place, int gchunks) {
   grid_wait();
   extern __shared__ float4 smem4[];
@@ -51,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
   const int t = a.list[li];
   const int seq = place.seq[t];
   const int n = seq >= 0 ? place.pos[t] + 1 : 0;
-  const int per = (n + a.n_splits - 1) / a.n_splits;
+  const int per = split_length(n, a);
   const int p0 = split * per, p1 = min(n, p0 + per);
   const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * a.G + h0;
   if (p0 >= p1) {
@@ -196,7 +202,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
 }
 
 template <typename WT>
-__global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, const WT* proj, int64_t proj_head_stride,
+__global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, TokenPlace place, const WT* proj, int64_t proj_head_stride,
                                                                int64_t proj_ld, int dout, float* out, int64_t out_tok_stride) {
   grid_wait();
   extern __shared__ float4 smem4[];
@@ -206,9 +212,11 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, con
   const int li = blockIdx.x, h = blockIdx.y;
   const int kvh = h / a.G, g = h % a.G;
   const int t = a.list[li];
-  const int dv = a.dv, S = a.n_splits;
+  const int dv = a.dv;
+  const int n = place.seq[t] >= 0 ? place.pos[t] + 1 : 0;
+  const int S = n > 0 ? (n + split_length(n, a) - 1) / split_length(n, a) : 0;  // splits with positions
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * S;
+  const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits;
   if (warp == 0) {
     // Splits across the lanes (at most 64): one round of loads, then warp reductions.
     float m[2], l[2];
@@ -306,7 +314,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, 
   const int t = a.list[li];
   const int seq = place.seq[t];
   const int n = seq >= 0 ? place.pos[t] + 1 : 0;
-  const int per = (n + a.n_splits - 1) / a.n_splits;
+  const int per = split_length(n, a);
   const int p0 = split * per, p1 = min(n, p0 + per);
   const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * G;
   if (p0 >= p1) {
@@ -480,16 +488,16 @@ void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t 
   launch(attn_decode_kernel, dim3(a.n_splits, a.n_list, a.n_kvh * gchunks), dim3(kThreads), smem, s, a, kv, place, gchunks);
 }
 
-void attn_combine(const Attention& a, const void* proj, DType proj_dt, int64_t proj_head_stride, int64_t proj_ld, int dout,
-                  float* out, int64_t out_tok_stride, cudaStream_t s) {
+void attn_combine(const Attention& a, TokenPlace place, const void* proj, DType proj_dt, int64_t proj_head_stride, int64_t proj_ld,
+                  int dout, float* out, int64_t out_tok_stride, cudaStream_t s) {
   if (a.n_list <= 0) return;
   const dim3 grid(a.n_list, a.n_kvh * a.G);
   const size_t smem = sizeof(float) * a.dv;
   if (proj_dt == DType::BF16)
-    launch(attn_combine_kernel<bf16>, grid, dim3(kThreads), smem, s, a, static_cast<const bf16*>(proj), proj_head_stride, proj_ld,
+    launch(attn_combine_kernel<bf16>, grid, dim3(kThreads), smem, s, a, place, static_cast<const bf16*>(proj), proj_head_stride, proj_ld,
            proj ? dout : a.dv, out, out_tok_stride);
   else
-    launch(attn_combine_kernel<float>, grid, dim3(kThreads), smem, s, a, static_cast<const float*>(proj), proj_head_stride, proj_ld,
+    launch(attn_combine_kernel<float>, grid, dim3(kThreads), smem, s, a, place, static_cast<const float*>(proj), proj_head_stride, proj_ld,
            proj ? dout : a.dv, out, out_tok_stride);
 }
 

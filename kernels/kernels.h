@@ -153,6 +153,7 @@ struct Attention {
   const int32_t* list = nullptr;       // [n_list] token indices
   int n_list = 0;
   int n_splits = 1;
+  int min_per_split = 1;               // positions a split takes at least (short contexts use fewer splits)
   float* part_o = nullptr;             // [n_list * n_kvh * n_splits * G * dv]
   float* part_ml = nullptr;            // [n_list * n_kvh * n_splits * G * 2]
 };
@@ -164,8 +165,8 @@ void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t 
 // Merges the splits of every (listed token, head) and writes out[t * out_tok_stride + h * dout + j]:
 // the merged value itself (dout = dv, proj null) or proj[h] · value (MLA's W_vb: rows of dv
 // weights, proj_ld apart, proj_head_stride between heads; dout rows).
-void attn_combine(const Attention& a, const void* proj, DType proj_dt, int64_t proj_head_stride, int64_t proj_ld, int dout,
-                  float* out, int64_t out_tok_stride, cudaStream_t s);
+void attn_combine(const Attention& a, TokenPlace place, const void* proj, DType proj_dt, int64_t proj_head_stride, int64_t proj_ld,
+                  int dout, float* out, int64_t out_tok_stride, cudaStream_t s);
 
 // Prefill helpers (the products themselves go through cuBLAS, see blas.h):
 // dst[i, :] = the cache slot of position i of sequence `seq`, for i < n (kv_dim floats each).

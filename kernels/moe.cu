@@ -85,6 +85,7 @@ __device__ __forceinline__ void route_token(int t, const float* h, int D, const 
     __syncwarp();
     // Keep the topk_group best groups (ties to the lower group), zero the others' scores.
     // The kept groups are marked by -2 in gmax (scores are >= 0, so -2 never wins again).
+#pragma unroll 1
     for (int i = 0; i < rp.topk_group; ++i) {
       float b;
       int gi;
@@ -96,26 +97,25 @@ __device__ __forceinline__ void route_token(int t, const float* h, int D, const 
       if (gmax[e / per] != -2.0f) prob[e] = 0.0f;
     __syncwarp();
   }
+  // Loops kept rolled: this kernel runs on one multiprocessor per token, and its time goes to
+  // fetching its code more than to the arithmetic.
   float wsum = 0.0f;
-  float wk[16];
-  int ek[16];
-  for (int k = 0; k < rp.K && k < 16; ++k) {
+#pragma unroll 1
+  for (int k = 0; k < rp.K; ++k) {
     float b;
     int e;
     warp_argmax(prob, rp.E, lane, b, e);
-    wk[k] = b;
-    ek[k] = e;
     wsum += b;
-    if (lane == 0) prob[e] = -INFINITY;
+    if (lane == 0) {
+      prob[e] = -INFINITY;
+      pe[k] = e;
+      pw[k] = b;
+    }
     __syncwarp();
   }
   if (lane == 0) {
-    for (int k = 0; k < rp.K && k < 16; ++k) {
-      float w = wk[k];
-      if (rp.renormalize) w /= wsum;
-      pe[k] = ek[k];
-      pw[k] = w * rp.scale;
-    }
+#pragma unroll 1
+    for (int k = 0; k < rp.K; ++k) pw[k] = (rp.renormalize ? pw[k] / wsum : pw[k]) * rp.scale;
   }
 }
 

@@ -159,8 +159,9 @@ __global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* 
 
 // One block per row; each thread keeps its (at most kMaxPerThread) elements in registers so
 // that every load of the row is issued before any store (no load waits behind a store it
-// might alias). Sums in float32; y = w * (x * inv) in the order the reference uses.
-constexpr int kMaxPerThread = 16;
+// might alias). 512 threads with few elements each keep the code small (a one-block kernel
+// spends much of its time fetching code). Sums in float32; y = w * (x * inv) as the reference.
+template <int kMaxPerThread>
 __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, MoeSum moe, const float* __restrict__ w,
                                         float eps, float* __restrict__ h, int D) {
   grid_wait();
@@ -184,7 +185,7 @@ __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __re
   __syncthreads();
   // No branch on the slot: a pair without one reads row 0 with weight 0 (callers keep every row
   // of pair_out finite), so the loads of all pairs can be in flight together.
-#pragma unroll 4
+#pragma unroll 2
   for (int k = 0; k < KP; ++k) {
     const int slot = s_slot[k];
     const float wk = slot >= 0 ? s_w[k] : 0.0f;
@@ -253,10 +254,9 @@ __global__ void add_bias_kernel(float* y, int64_t ld, int n, const float* bias) 
 template <typename T>
 __global__ void silu_mul_kernel(const float* __restrict__ gu, int64_t rows, int I, T* __restrict__ act, int64_t ld_act) {
   grid_wait();
-  const int q = I / 4;  // groups of four per row
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * q; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / q;
-    const int j = static_cast<int>(i % q) * 4;
+  const int j = (blockIdx.x * blockDim.x + threadIdx.x) * 4;  // four hidden units per thread, rows along y
+  if (j >= I) return;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const float4 g = *reinterpret_cast<const float4*>(gu + r * 2 * I + j);
     const float4 u = *reinterpret_cast<const float4*>(gu + r * 2 * I + I + j);
     T* o = act + r * ld_act + j;
@@ -316,12 +316,13 @@ void embed_rows(const void* table, DType dt, int D, const int32_t* ids, int T, f
 
 void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
                       cudaStream_t s) {
-  const int threads = D <= 2048 ? 128 : D <= 4096 ? 256 : 512;
-  if (D > threads * kMaxPerThread || moe.pairs_per_token > 32) {
+  if (D > 512 * 16 || moe.pairs_per_token > 32) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  launch(residual_rmsnorm_kernel, dim3(T), dim3(threads), 0, s, x, delta, moe, w, eps, h, D);
+  if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
+  else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
+  else launch(residual_rmsnorm_kernel<16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
 }
 
 void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s) {
@@ -346,8 +347,7 @@ void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStre
 void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
   if (rows <= 0) return;
   if (I % 4 == 0 && (reinterpret_cast<uintptr_t>(gu) & 15u) == 0) {
-    const int64_t n = static_cast<int64_t>(rows) * (I / 4);
-    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, static_cast<int64_t>(sm_count()) * 16)));
+    const dim3 grid((I / 4 + 255) / 256, static_cast<unsigned>(std::min(rows, 65535)));
     if (dt == DType::BF16) launch(silu_mul_kernel<bf16>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<bf16*>(act), ld_act);
     else launch(silu_mul_kernel<float>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<float*>(act), ld_act);
     return;

@@ -160,9 +160,10 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.q_tok_stride = static_cast<int64_t>(H) * (r + p);
     a.n_kvh = 1, a.G = H, a.dk = r + p, a.dv = r;
     a.n_splits = kernels::attention_splits(n_list, 1, cfg_.max_position);
+    a.min_per_split = 64;  // a split scores 16 heads per position: fewer, longer splits at short contexts
     kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
     // W_vb of head h: rows n .. n+v of its kv_b block.
-    kernels::attn_combine(a, byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r, r, vd, ws.attn,
+    kernels::attn_combine(a, place(ws), byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r, r, vd, ws.attn,
                           static_cast<int64_t>(H) * vd, stream_);
   } else {
     const int Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
@@ -171,8 +172,9 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.n_kvh = Hkv, a.G = H / Hkv, a.dk = d, a.dv = d;
     a.k_off = 0, a.k_head_stride = d, a.v_off = Hkv * d, a.v_head_stride = d;
     a.n_splits = kernels::attention_splits(n_list, Hkv, cfg_.max_position);
+    a.min_per_split = 32;
     kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
-    kernels::attn_combine(a, nullptr, dt_, 0, 0, d, ws.attn, static_cast<int64_t>(H) * d, stream_);
+    kernels::attn_combine(a, place(ws), nullptr, dt_, 0, 0, d, ws.attn, static_cast<int64_t>(H) * d, stream_);
   }
 }
 

@@ -267,7 +267,7 @@ void gqa_prep_case(Report& rep, Rng& rng, bool qk_norm) {
 // Decode attention of listed tokens against the CPU loop the CPU model uses.
 void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, int Hkv, int d_or_r, int p, int vd, DType dt,
                     const std::vector<int>& lengths, const std::vector<int32_t>& tok_seq, const std::vector<int>& tok_pos,
-                    const std::vector<int32_t>& list) {
+                    const std::vector<int32_t>& list, int min_per_split = 1) {
   const int T = static_cast<int>(tok_seq.size()), L = static_cast<int>(list.size());
   const int G = mla ? H : H / Hkv, n_kvh = mla ? 1 : Hkv;
   const int dk = mla ? d_or_r + p : d_or_r, dv = mla ? d_or_r : d_or_r;
@@ -283,6 +283,7 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   a.q = dq.p, a.q_tok_stride = q_stride, a.n_kvh = n_kvh, a.G = G, a.dk = dk, a.dv = dv;
   if (!mla) a.k_off = 0, a.k_head_stride = d_or_r, a.v_off = Hkv * d_or_r, a.v_head_stride = d_or_r;
   a.scale = scale, a.list = dlist.p, a.n_list = L;
+  a.min_per_split = min_per_split;
   int max_len = 0;
   for (int n : lengths) max_len = std::max(max_len, n);
   a.n_splits = kernels::attention_splits(L, n_kvh, max_len);
@@ -292,7 +293,8 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   const int dout = mla ? vd : dv;
   Dev<float> out(static_cast<size_t>(T) * H * dout);
   kernels::attn_decode(a, cache.view(), {dseq.p, dpos.p}, nullptr);
-  kernels::attn_combine(a, mla ? Wvb.dev() : nullptr, dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p, static_cast<int64_t>(H) * dout,
+  kernels::attn_combine(a, {dseq.p, dpos.p}, mla ? Wvb.dev() : nullptr, dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p,
+                        static_cast<int64_t>(H) * dout,
                         nullptr);
   const auto err = device_error();
   auto got = out.download();
@@ -494,6 +496,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
                  {0, 0, 1, 1}, {298, 299, 7, 2048}, {0, 1, 2, 3});
   attention_case(rep, rng, "MLA r=32 p=8 4 heads, f32 W_vb, listed subset", true, 4, 1, 32, 8, 16, DType::F32, {40, 5},
                  {0, 1, 0}, {39, 4, 20}, {2, 0});
+  attention_case(rep, rng, "MLA r=512, at least 64 positions a split", true, 16, 1, 512, 64, 128, DType::BF16, {1000, 70},
+                 {0, 1, 0}, {999, 69, 3}, {0, 1, 2}, 64);
+  attention_case(rep, rng, "GQA 32 heads / 4 KV, at least 32 positions a split", false, 32, 4, 128, 0, 0, DType::F32, {500}, {0},
+                 {499}, {0}, 32);
   attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1}, {999, 16}, {0, 1});
   attention_case(rep, rng, "MHA 8 heads, d=64", false, 8, 8, 64, 0, 0, DType::F32, {333}, {0, 0}, {100, 332}, {0, 1});
   attention_case(rep, rng, "GQA 6 heads / 3 KV, d=8", false, 6, 3, 8, 0, 0, DType::F32, {70}, {0}, {69}, {0});
