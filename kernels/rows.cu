@@ -347,7 +347,7 @@ void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStre
 void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
   if (rows <= 0) return;
   if (I % 4 == 0 && (reinterpret_cast<uintptr_t>(gu) & 15u) == 0) {
-    const dim3 grid((I / 4 + 255) / 256, static_cast<unsigned>(std::min(rows, 65535)));
+    const dim3 grid((I / 4 + 255) / 256, static_cast<unsigned>(std::min(rows, 4 * sm_count())));  // blocks loop over rows
     if (dt == DType::BF16) launch(silu_mul_kernel<bf16>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<bf16*>(act), ld_act);
     else launch(silu_mul_kernel<float>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<float*>(act), ld_act);
     return;

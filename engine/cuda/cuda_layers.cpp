@@ -160,7 +160,7 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.q_tok_stride = static_cast<int64_t>(H) * (r + p);
     a.n_kvh = 1, a.G = H, a.dk = r + p, a.dv = r;
     a.n_splits = kernels::attention_splits(n_list, 1, cfg_.max_position);
-    a.min_per_split = 64;  // a split scores 16 heads per position: fewer, longer splits at short contexts
+    a.min_per_split = 32;  // short contexts use fewer splits (less to merge); 2K positions still 64 splits
     kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
     // W_vb of head h: rows n .. n+v of its kv_b block.
     kernels::attn_combine(a, place(ws), byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r, r, vd, ws.attn,
