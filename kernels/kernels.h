@@ -225,6 +225,7 @@ struct MoePadding {
   int E = 0;     // routed experts
   int maxc = 0;  // rows per routed expert (the largest count)
   int T = 0;     // rows per shared slot (every token)
+  bool packed = false;  // no padding: an expert's rows are its sorted rows (grouped products)
 };
 // dst[padded row of sorted row j] = h[token of j] for j < P (P = rows with an expert), in dt.
 void moe_gather(const float* h, int D, const MoeRouting& r, int KP, int P, const MoePadding& pad, void* dst, DType dt, cudaStream_t s);

@@ -234,7 +234,8 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
   }
 }
 
-__device__ __forceinline__ int64_t padded_row(int e, int rank, const MoePadding& L) {
+__device__ __forceinline__ int64_t padded_row(int e, int rank, const MoePadding& L, int sorted_row) {
+  if (L.packed) return sorted_row;
   return e < L.E ? static_cast<int64_t>(e) * L.maxc + rank : static_cast<int64_t>(L.E) * L.maxc + static_cast<int64_t>(e - L.E) * L.T + rank;
 }
 
@@ -245,7 +246,7 @@ __global__ void moe_gather_kernel(const float* h, int D, MoeRouting r, int KP, M
   const int j = blockIdx.x;
   const int p = r.sorted_pair[j], e = r.pair_expert[p];
   const float* s = h + static_cast<int64_t>(p / KP) * D;
-  T* d = dst + padded_row(e, j - r.expert_offset[e], L) * D;
+  T* d = dst + padded_row(e, j - r.expert_offset[e], L, j) * D;
   for (int i = threadIdx.x; i < D; i += blockDim.x) d[i] = from_float<T>(s[i]);
 }
 
@@ -255,7 +256,7 @@ __global__ void moe_pad_slots_kernel(MoeRouting r, int P, MoePadding L) {
     const int slot = r.pair_slot[p];
     if (slot < 0) continue;
     const int e = r.pair_expert[p];
-    r.pair_slot[p] = static_cast<int32_t>(padded_row(e, slot - r.expert_offset[e], L));
+    r.pair_slot[p] = static_cast<int32_t>(padded_row(e, slot - r.expert_offset[e], L, slot));
   }
 }
 

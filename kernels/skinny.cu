@@ -312,13 +312,6 @@ void dispatch(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream
   const bool vec = can_vec(a, wt);
   const int64_t target = 2 * static_cast<int64_t>(sm_count());
   auto blocks = [&](int rows_per_block) { return (static_cast<int64_t>(a.N) + rows_per_block - 1) / rows_per_block * grid_y; };
-  // One activation row and rows of at most 2,048 weights: a warp's rows fit in one round of loads
-  // (R rows x U chunks = 8 per lane) unless there are so many rows that more per warp pay.
-  if (single && vec && a.K <= 2048 && blocks(8) <= 16 * static_cast<int64_t>(sm_count())) {
-    if constexpr (MODE == kGateUp) launch_rows<WT, 2, MODE>(a, vec, single, 8, grid_y, s);
-    else launch_rows<WT, 1, MODE>(a, vec, single, 8, grid_y, s);
-    return;
-  }
   if constexpr (MODE == kGateUp) {
     if (blocks(16) >= target) launch_rows<WT, 4, MODE>(a, vec, single, 8, grid_y, s);
     else if (blocks(8) >= target / 2) launch_rows<WT, 2, MODE>(a, vec, single, 8, grid_y, s);

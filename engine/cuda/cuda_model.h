@@ -36,6 +36,7 @@ void set_cuda_model_options(Model& model, const CudaModelOptions& options);
 struct CudaModelStats {
   int64_t graph_captures = 0, graph_replays = 0, eager_decode_steps = 0, prefill_steps = 0;
   std::string graph_error;     // why graphs were turned off, if they were
+  bool experts_looped = false; // prefill experts ran one cuBLAS product each (no grouped GEMM here)
 };
 CudaModelStats cuda_model_stats(const Model& model);
 
