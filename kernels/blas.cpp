@@ -3,7 +3,6 @@
 #include "kernels/blas.h"
 
 #include <string>
-#include <vector>
 
 namespace ghostline::kernels {
 
@@ -29,28 +28,6 @@ void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda
     // Reported through the same channel as launch errors, with cuBLAS's own status name.
     check_launch(cudaErrorUnknown, (std::string(__FILE__) + " (cuBLAS " + cublasGetStatusName(st) + ")").c_str(), __LINE__);
   }
-}
-
-bool gemm_grouped(cublasHandle_t handle, int G, const int* M, int N, int K, const void* const* A, const void* const* B, float* const* C,
-                  DType dt) {
-  if (G <= 0) return true;
-  const cudaDataType t = dt == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
-  // Row-major C = A B^T is column-major C^T = B A^T: cuBLAS's A is our B (transposed).
-  std::vector<cublasOperation_t> ta(G, CUBLAS_OP_T), tb(G, CUBLAS_OP_N);
-  std::vector<int> m(G, N), n(M, M + G), k(G, K), ld_k(G, K), ld_c(G, N), size(G, 1);
-  std::vector<float> alpha(G, 1.0f), beta(G, 0.0f);
-  cudaStream_t stream = nullptr;
-  cublasGetStream(handle, &stream);
-  cudaEvent_t t0 = timing_start(stream);
-  const cublasStatus_t st = cublasGemmGroupedBatchedEx(handle, ta.data(), tb.data(), m.data(), n.data(), k.data(), alpha.data(), B, t,
-                                                       ld_k.data(), A, t, ld_k.data(), beta.data(), reinterpret_cast<void* const*>(C),
-                                                       CUDA_R_32F, ld_c.data(), G, size.data(), CUBLAS_COMPUTE_32F);
-  if (t0) timing_stop(t0, nullptr, "cublas gemm (grouped)", stream);
-  if (st != CUBLAS_STATUS_SUCCESS) {
-    cudaGetLastError();
-    return false;
-  }
-  return true;
 }
 
 }  // namespace ghostline::kernels

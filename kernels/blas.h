@@ -19,10 +19,4 @@ struct GemmBatch {
 void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
           DType dt, float* C, int64_t ldc, float alpha = 1.0f, float beta = 0.0f, const GemmBatch& batch = {});
 
-// G products of one shape but their own row counts, in one call: C_g[M_g, N] = A_g[M_g, K] · B_g^T
-// (B_g stored [N, K]). A/B/C pointer arrays live on the device. Returns false, recording
-// nothing, when this cuBLAS cannot run it (the caller then loops over gemm).
-bool gemm_grouped(cublasHandle_t handle, int G, const int* M, int N, int K, const void* const* A, const void* const* B, float* const* C,
-                  DType dt);
-
 }  // namespace ghostline::kernels

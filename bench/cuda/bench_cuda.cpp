@@ -347,8 +347,9 @@ int main(int argc, char** argv) {
     for (int k = 1; k <= 8; ++k) M["verify"].push_back({{"k", k}, {"ms", median(vt[k])}, {"ratio_to_k1", median(vt[k]) / median(vt[1])}});
     const auto st = cuda::cuda_model_stats(m);
     M["graphs"] = {{"captures", st.graph_captures}, {"replays", st.graph_replays}, {"error", st.graph_error}};
-    M["prefill_experts"] = st.experts_looped ? "one cuBLAS product per expert" : "grouped cuBLAS product";
-    std::printf("  prefill experts: %s\n", st.experts_looped ? "one cuBLAS product per expert (no grouped GEMM)" : "grouped cuBLAS products");
+    M["prefill_moe_layers"] = {{"padded", st.moe_padded_layers}, {"exact", st.moe_exact_layers}};
+    std::printf("  prefill expert layers: %lld padded batches, %lld exact per-expert products\n",
+                static_cast<long long>(st.moe_padded_layers), static_cast<long long>(st.moe_exact_layers));
     if (!st.graph_error.empty()) std::printf("  CUDA graphs were turned off: %s\n", st.graph_error.c_str());
     J["models"].push_back(M);
     loaded->reset();

@@ -296,62 +296,78 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     moe_out_ = ws.pair_out;
     return ok();
   }
-  // Prefill: the group sizes come to the host. Each expert's rows stay packed in sorted order and
-  // gate/up and down each run as one grouped cuBLAS product with exact row counts (a loop of
-  // products where this cuBLAS has no grouped GEMM). Padding every expert to the largest group
-  // cost up to 16x the work when routing is uneven, as random routers make it.
+  // Prefill: the group sizes come to the host, then per layer the cheaper of two ways:
+  // - padded: routed experts padded to the largest group, shared slots with every token, each
+  //   matrix two strided-batched cuBLAS products (few launches; the padding is wasted work);
+  // - exact: rows packed in expert order, one cuBLAS product per expert and matrix (no waste,
+  //   but a launch each, ~15 us when the groups are small).
+  // Uneven routing (random routers make it very uneven) favours the second.
   int32_t* off = offsets_.get<int32_t>();
   CUDA_TRY(cudaMemcpyAsync(off, ws.moe.expert_offset, (X + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_TRY(cudaStreamSynchronize(stream_));
   const int P = off[X];
-  std::vector<int> experts, counts;
-  for (int e = 0; e < X; ++e)
-    if (off[e + 1] > off[e]) experts.push_back(e), counts.push_back(off[e + 1] - off[e]);
-  const int G = static_cast<int>(experts.size());
+  int maxc = 0, groups = 0;
+  for (int e = 0; e < X; ++e) {
+    if (e < L.E) maxc = std::max(maxc, off[e + 1] - off[e]);
+    groups += off[e + 1] > off[e];
+  }
+  const int64_t padded_rows = static_cast<int64_t>(L.E) * maxc + static_cast<int64_t>(L.S) * T;
+  // A launch costs about as much as this many rows of an expert's products at ~300 TFLOP/s.
+  const int64_t launch_rows = std::max<int64_t>(64, static_cast<int64_t>(15e-6 * 300e12 / (6.0 * D * I)));
+  const bool padded = padded_rows <= P + groups * launch_rows;
+  ++(padded ? stats.moe_padded_layers : stats.moe_exact_layers);
+  const int64_t rows = padded ? padded_rows : P;
   const int es = kernels::dtype_size(dt_);
   // Scratch: inputs (gathered rows, then the activations) in dt | gate/up f32 | outputs f32.
-  const int64_t gin_b = (static_cast<int64_t>(P) * std::max(D, I) * es + 255) / 256 * 256,
-                gu_b = (static_cast<int64_t>(P) * 2 * I * 4 + 255) / 256 * 256, out_b = static_cast<int64_t>(P) * D * 4;
+  const int64_t gin_b = (rows * std::max(D, I) * es + 255) / 256 * 256, gu_b = (rows * 2 * I * 4 + 255) / 256 * 256,
+                out_b = rows * D * 4;
   if (gin_b + gu_b + out_b > moe_scratch_.bytes()) {
     CUDA_TRY(cudaStreamSynchronize(stream_));
     if (auto a = moe_scratch_.alloc((gin_b + gu_b + out_b) * 5 / 4); !a) return a;
+    CUDA_TRY(cudaMemsetAsync(moe_scratch_.get(), 0, static_cast<size_t>(moe_scratch_.bytes()), stream_));  // finite padding rows
   }
   uint8_t* base = moe_scratch_.get<uint8_t>();
   void* gin = base;
   float* gu = reinterpret_cast<float*>(base + gin_b);
   float* out = reinterpret_cast<float*>(base + gin_b + gu_b);
-  kernels::MoePadding packed;
-  packed.packed = true;
-  kernels::moe_gather(ws.h, D, ws.moe, KP, P, packed, gin, dt_, stream_);
-  // Pointer arrays of both products: [A | B | C] x G each, staged in pinned memory.
-  if (auto r = group_host_.ensure(int64_t{6} * X * 8); !r) return r;
-  if (group_dev_.bytes() < int64_t{6} * X * 8)
-    if (auto r = group_dev_.alloc(int64_t{6} * X * 8); !r) return r;
-  auto grouped = [&](int phase, const void* A, int K, const DMat& W, int N, float* C, const float* bias) -> Expected<void> {
-    void** hp = group_host_.get<void*>() + static_cast<int64_t>(phase) * 3 * X;
-    for (int g = 0; g < G; ++g) {
-      const int e = experts[g];
-      hp[g] = const_cast<uint8_t*>(byte_at(A, static_cast<int64_t>(off[e]) * K, dt_));
-      hp[X + g] = const_cast<uint8_t*>(byte_at(W.p, static_cast<int64_t>(e) * N * K, dt_));
-      hp[2 * X + g] = C + static_cast<int64_t>(off[e]) * N;
+  kernels::MoePadding pad;
+  pad.E = L.E;
+  pad.maxc = maxc;
+  pad.T = T;
+  pad.packed = !padded;
+  kernels::moe_gather(ws.h, D, ws.moe, KP, P, pad, gin, dt_, stream_);
+  const int64_t shared_row = static_cast<int64_t>(L.E) * maxc;
+  auto products = [&](const void* A, int K, const DMat& W, int N, float* C, const float* bias) {
+    if (padded) {
+      if (L.E > 0 && maxc > 0) {
+        kernels::GemmBatch b{L.E, static_cast<int64_t>(maxc) * K, static_cast<int64_t>(N) * K, static_cast<int64_t>(maxc) * N};
+        kernels::gemm(blas_, maxc, N, K, A, K, W.p, K, true, dt_, C, N, 1.0f, 0.0f, b);
+      }
+      if (L.S > 0) {
+        kernels::GemmBatch b{L.S, static_cast<int64_t>(T) * K, static_cast<int64_t>(N) * K, static_cast<int64_t>(T) * N};
+        kernels::gemm(blas_, T, N, K, byte_at(A, shared_row * K, dt_), K, byte_at(W.p, static_cast<int64_t>(L.E) * N * K, dt_), K, true,
+                      dt_, C + shared_row * N, N, 1.0f, 0.0f, b);
+      }
+    } else {
+      for (int e = 0; e < X; ++e) {
+        const int cnt = off[e + 1] - off[e];
+        if (cnt > 0)
+          kernels::gemm(blas_, cnt, N, K, byte_at(A, static_cast<int64_t>(off[e]) * K, dt_), K,
+                        byte_at(W.p, static_cast<int64_t>(e) * N * K, dt_), K, true, dt_, C + static_cast<int64_t>(off[e]) * N, N);
+      }
     }
-    void** dp = group_dev_.get<void*>() + static_cast<int64_t>(phase) * 3 * X;
-    CUDA_TRY(cudaMemcpyAsync(dp, hp, static_cast<size_t>(3) * X * 8, cudaMemcpyHostToDevice, stream_));
-    if (!grouped_gemm_ok_ || !kernels::gemm_grouped(blas_, G, counts.data(), N, K, dp, dp + X, reinterpret_cast<float* const*>(dp + 2 * X), dt_)) {
-      grouped_gemm_ok_ = false;
-      stats.experts_looped = true;
-      for (int g = 0; g < G; ++g)
-        kernels::gemm(blas_, counts[g], N, K, hp[g], K, hp[X + g], K, true, dt_, static_cast<float*>(hp[2 * X + g]), N);
+    if (!bias) return;
+    for (int e = 0; e < X; ++e) {
+      const int64_t first = padded ? (e < L.E ? static_cast<int64_t>(e) * maxc : shared_row + static_cast<int64_t>(e - L.E) * T) : off[e];
+      const int n_rows = padded ? (e < L.E ? maxc : T) : off[e + 1] - off[e];
+      if (n_rows > 0) kernels::add_bias(C + first * N, N, n_rows, N, bias + static_cast<int64_t>(e) * N, stream_);
     }
-    if (bias)
-      for (int g = 0; g < G; ++g)
-        kernels::add_bias(C + static_cast<int64_t>(off[experts[g]]) * N, N, counts[g], N, bias + static_cast<int64_t>(experts[g]) * N, stream_);
-    return ok();
   };
-  if (auto r = grouped(0, gin, D, L.gate_up, 2 * I, gu, L.gate_up_bias); !r) return r;
+  products(gin, D, L.gate_up, 2 * I, gu, L.gate_up_bias);
   // SiLU(gate) * up straight into the weight dtype: the down products' input.
-  kernels::silu_mul_rows(gu, P, I, gin, dt_, I, stream_);
-  if (auto r = grouped(1, gin, I, L.down, D, out, L.down_bias); !r) return r;
+  kernels::silu_mul_rows(gu, static_cast<int>(rows), I, gin, dt_, I, stream_);
+  products(gin, I, L.down, D, out, L.down_bias);
+  if (padded) kernels::moe_pad_slots(ws.moe, T * KP, pad, stream_);
   moe_out_ = out;
   return ok();
 }

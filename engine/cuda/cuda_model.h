@@ -36,7 +36,7 @@ void set_cuda_model_options(Model& model, const CudaModelOptions& options);
 struct CudaModelStats {
   int64_t graph_captures = 0, graph_replays = 0, eager_decode_steps = 0, prefill_steps = 0;
   std::string graph_error;     // why graphs were turned off, if they were
-  bool experts_looped = false; // prefill experts ran one cuBLAS product each (no grouped GEMM here)
+  int64_t moe_padded_layers = 0, moe_exact_layers = 0;  // prefill: how the experts' products ran
 };
 CudaModelStats cuda_model_stats(const Model& model);
 

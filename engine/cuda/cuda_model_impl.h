@@ -128,9 +128,6 @@ class CudaModel final : public Model {
   DeviceBuffer attn_scratch_;   // prefill attention operands
   DeviceBuffer moe_scratch_;    // prefill experts: padded inputs, gate/up, activations, outputs
   const float* moe_out_ = nullptr;  // the experts' outputs of the current layer (ffn sets it)
-  PinnedBuffer group_host_;     // prefill experts: pointer arrays of the grouped products
-  DeviceBuffer group_dev_;
-  bool grouped_gemm_ok_ = true; // false once cuBLAS refused a grouped product (then: a loop)
   PinnedBuffer staging_, out_, offsets_;
   std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
   void drop_graphs();
