@@ -136,6 +136,17 @@ function machine() {
                       os: `${os.type()} ${os.release()}`, node: process.version } };
 }
 
+// CPU seconds (user + system) a process has used so far, from /proc (null elsewhere).
+function cpuSeconds(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    return (Number(fields[11]) + Number(fields[12])) / ticks;  // utime, stime (fields 14, 15)
+  } catch (e) {
+    return null;
+  }
+}
+
 function uptimeLine() {
   try { return execFileSync('uptime').toString().trim(); } catch (e) { return `loadavg ${os.loadavg().join(' ')}`; }
 }
@@ -186,6 +197,7 @@ async function typingTrace(o, baseLines) {
   };
 
   const t0 = performance.now();
+  const cpuBefore = cpuSeconds(session.proc.pid);
   for (const seg of segments) {
     let cursor = doc.offset({ line: seg.a, character: 0 });
     for (let i = seg.a; i < seg.b; ++i) {
@@ -206,6 +218,8 @@ async function typingTrace(o, baseLines) {
   }
   await Promise.all(records.map((r) => r.done));
   const wallS = (performance.now() - t0) / 1000;
+  const cpuAfter = cpuSeconds(session.proc.pid);
+  const serverCpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   if (doc.text !== baseLines.join('\n') + '\n') throw new Error('the trace did not restore the file (a bug in the benchmark)');
   for (const r of records) if (!r.cancelled) Object.assign(r, { stats: await session.statsFor(r.id) });
   const after = await session.status();
@@ -261,6 +275,8 @@ async function typingTrace(o, baseLines) {
     trace: { file: path.relative(ROOT, o.file), language: o.language, lines: baseLines.length,
              segments: segments.map((s) => ({ first_line: s.a + 1, lines: s.b - s.a, chars: s.chars, code_fraction: Math.round(s.code_fraction * 100) / 100 })),
              keystrokes: records.length, wall_s: Math.round(wallS * 10) / 10,
+             server_cpu_s: serverCpuS === null ? null : Math.round(serverCpuS * 10) / 10,
+             server_cpu_fraction_of_one_core: serverCpuS === null ? null : Math.round((serverCpuS / wallS) * 1000) / 1000,
              pauses_ms: { key: [o['pause-min'], o['pause-max']], line_end: [o['line-pause-min'], o['line-pause-max']] } },
     requests: records.length, answered: answered.length, cancelled: cancelled.length,
     classes: { 'single-line': records.filter((r) => r.cls === 'single-line').length, 'multi-line': records.filter((r) => r.cls === 'multi-line').length },
@@ -353,6 +369,7 @@ function printSummary(r) {
     console.log(`  ${cls.padEnd(12)} ${f(l)}; server ${f(l.server_total_ms)}; cancelled ${l.cancelled}`);
     for (const [src, s] of Object.entries(l.by_source)) console.log(`      ${src.padEnd(18)} ${f(s)}`);
   }
+  console.log(`  server CPU over the trace: ${t.trace.server_cpu_s} s in ${t.trace.wall_s} s (${(100 * t.trace.server_cpu_fraction_of_one_core).toFixed(1)}% of one core)`);
   console.log(`  answers by source: ${JSON.stringify(t.answers_by_source)}`);
   for (const [src, s] of Object.entries(t.by_source)) {
     if (!s.breakdown_ms) continue;
@@ -380,6 +397,8 @@ async function main() {
     benchmark: 'lsp_latency', date: new Date().toISOString().slice(0, 10), ...machine(),
     load: { before: started, after: uptimeLine(), loadavg_1m_before: loadBefore[0], loadavg_1m_after: os.loadavg()[0] },
     note: o.note, command: `node bench/lsp_latency/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+    // `commit` is the checkout's HEAD when the run began; the binary may be older (its build time).
+    binary_built: fs.statSync(o.binary).mtime.toISOString(),
     settings: { binary: path.relative(ROOT, o.binary), lines: o.lines, keystrokes: o.keystrokes, segments: o.segments, seed: o.seed, first_runs: o['first-runs'] },
     typing, first_completion: first,
     goals: {
