@@ -212,7 +212,7 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);
 // act[row, j] = silu(gate_e[j] · h[token]) * (up_e[j] · h[token]) for each sorted row (pair of
 // expert e, token = pair / KP), j < I. w_gu [X, 2I, D] (gate rows, then up rows); b_gu [X, 2I] or null.
 // Grid over max_active expert slots (those past n_active exit at once). T: tokens of the step
-// (with T == 1 each expert has at most one row, which takes a leaner kernel).
+// (kept for callers; every expert's rows are taken one at a time by a lean kernel).
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
                  int max_active, int T, float* act, cudaStream_t s);
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].

@@ -354,7 +354,10 @@ void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float*
   a.bias = b_gu, a.bias_batch = 2 * I;
   a.N = I, a.K = D, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
-  run<kGateUp>(a, wt, max_active, T == 1, s);
+  // Experts rarely get more than a few of a step's tokens: the one-row kernel (few registers, more
+  // blocks per multiprocessor) loops over them, re-reading the rows from L1/L2.
+  (void)T;
+  run<kGateUp>(a, wt, max_active, true, s);
 }
 
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
@@ -366,7 +369,8 @@ void moe_down(const float* act, int I, const void* w_down, DType wt, const float
   a.bias = b_down, a.bias_batch = D;
   a.N = D, a.K = I, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
-  run<kDown>(a, wt, max_active, T == 1, s);
+  (void)T;
+  run<kDown>(a, wt, max_active, true, s);
 }
 
 }  // namespace ghostline::kernels
