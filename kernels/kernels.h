@@ -211,13 +211,14 @@ void moe_route(const float* h, int D, const float* router, const float* logits, 
 void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);
 // act[row, j] = silu(gate_e[j] · h[token]) * (up_e[j] · h[token]) for each sorted row (pair of
 // expert e, token = pair / KP), j < I. w_gu [X, 2I, D] (gate rows, then up rows); b_gu [X, 2I] or null.
-// Grid over max_active expert slots (those past n_active exit at once). T: tokens of the step
-// (kept for callers; every expert's rows are taken one at a time by a lean kernel).
+// Grid over max_active expert slots (those past n_active exit at once). lean: the kernel that
+// takes an expert's rows one at a time (few registers, more blocks per multiprocessor), best when
+// experts get few rows each (routed experts); else up to 8 rows per pass over the weights.
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, int T, float* act, cudaStream_t s);
+                 int max_active, bool lean, float* act, cudaStream_t s);
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, int T, float* pair_out, cudaStream_t s);
+              int max_active, bool lean, float* pair_out, cudaStream_t s);
 // Prefill: the grouped products run as two strided batches (routed experts, shared slots) over
 // a padded layout: routed expert e owns rows [e maxc, e maxc + count_e), shared slot s (expert
 // E + s) rows [E maxc + s T, + T). Padding rows hold garbage that nothing reads.

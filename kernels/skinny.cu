@@ -346,7 +346,7 @@ void skinny_gemm(const Skinny& p, cudaStream_t s) {
 }
 
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, int T, float* act, cudaStream_t s) {
+                 int max_active, bool lean, float* act, cudaStream_t s) {
   SkinnyArgs a{};
   a.w = w_gu, a.ldw = D, a.w_batch = static_cast<int64_t>(2) * I * D;
   a.x = h, a.ldx = D;
@@ -354,14 +354,11 @@ void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float*
   a.bias = b_gu, a.bias_batch = 2 * I;
   a.N = I, a.K = D, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
-  // Experts rarely get more than a few of a step's tokens: the one-row kernel (few registers, more
-  // blocks per multiprocessor) loops over them, re-reading the rows from L1/L2.
-  (void)T;
-  run<kGateUp>(a, wt, max_active, true, s);
+  run<kGateUp>(a, wt, max_active, lean, s);
 }
 
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, int T, float* pair_out, cudaStream_t s) {
+              int max_active, bool lean, float* pair_out, cudaStream_t s) {
   SkinnyArgs a{};
   a.w = w_down, a.ldw = I, a.w_batch = static_cast<int64_t>(D) * I;
   a.x = act, a.ldx = I;
@@ -369,8 +366,7 @@ void moe_down(const float* act, int I, const void* w_down, DType wt, const float
   a.bias = b_down, a.bias_batch = D;
   a.N = D, a.K = I, a.T = 0;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
-  (void)T;
-  run<kDown>(a, wt, max_active, true, s);
+  run<kDown>(a, wt, max_active, lean, s);
 }
 
 }  // namespace ghostline::kernels

@@ -291,8 +291,11 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   if (!one) kernels::moe_sort(T, KP, X, ws.moe, stream_);
   if (c.decode) {
     const int max_active = std::min(X, T * KP);
-    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, T, ws.act, stream_);
-    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, T, ws.pair_out, stream_);
+    // Routed experts get a few of the tokens each: the lean kernel. A dense layer (one slot with
+    // every token) reads its weights once per 8 tokens instead.
+    const bool lean = T == 1 || L.E > 0;
+    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_);
+    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_);
     moe_out_ = ws.pair_out;
     return ok();
   }

@@ -370,7 +370,11 @@ void against_cpu(Report& rep, const std::string& name, Model& gpu, Model& cpu, c
   b.seqs[0].block_table = t2;
   if (auto r = gpu.forward(b, g2); !r) err = "gpu prefill path: " + r.error().message;
   cuda::set_cuda_model_options(gpu, {true, 64});
-  rep.check(name + ": the same prompt through the prefill path vs CPU", err.empty() ? rel_err(g2, c) : INFINITY, tol_prefill_path, err);
+  // bf16 prefill on random weights: route flips at a few positions, as for the fixtures.
+  std::vector<double> pos_err;
+  for (int r = 0; err.empty() && r < n; ++r) pos_err.push_back(rel_err(g2.data() + static_cast<int64_t>(r) * V, c.data() + static_cast<int64_t>(r) * V, V));
+  check_positions(rep, name + ": the same prompt through the prefill path vs CPU", pos_err, gpu.info().weight_dtype == "bf16",
+                  tol_prefill_path, err);
   // Greedy decoding from the prompt, comparing logits and tokens at every step.
   double worst = 0;
   int same = 0, past = n;

@@ -436,7 +436,7 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
   rep.expect(std::string("moe_sort ") + label + ": offsets, slots, active list", sort_ok, err);
 }
 
-void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp) {
+void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, dt), down(rng, static_cast<int64_t>(X) * D, I, dt);
@@ -446,8 +446,8 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   MoeBuffers mb(P, X);
   kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, T == 1, nullptr);
   if (T != 1) kernels::moe_sort(T, KP, X, mb.r, nullptr);
-  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), T, act.p, nullptr);
-  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), T, pair_out.p, nullptr);
+  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr);
+  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr);
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = pair_out.download();
@@ -465,8 +465,8 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
-  std::snprintf(name, sizeof name, "moe_gate_up + moe_down %s T=%d D=%d I=%d X=%d top-%d", dt == DType::BF16 ? "bf16" : "f32", T, D, I, X,
-                rp.K);
+  std::snprintf(name, sizeof name, "moe_gate_up + moe_down %s T=%d D=%d I=%d X=%d top-%d%s", dt == DType::BF16 ? "bf16" : "f32", T, D, I,
+                X, rp.K, lean ? " (lean)" : "");
   rep.check(name, worst, 2e-6, err);
 }
 
@@ -514,9 +514,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
   route_case(rep, rng, "one padding token, sorted by the routing kernel", 1, 2048, greedy, 0, true);
   kernels::RouteParams dense{0, 0, 1, 1, 1, false, false, 1.0f};
   route_case(rep, rng, "dense layer (one always-on slot), one token", 1, 256, dense, -1, true);
-  experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy);
-  experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy);
-  experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f});
+  experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy, true);
+  experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
+  experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
+  experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
 }
 
 }  // namespace ghostline::gpu_test
