@@ -57,11 +57,13 @@ Expected<void> CpuModel::allocate_kv(int block_size, int n_blocks) {
     return Error(ErrorCode::ResourceExhausted, "allocate_kv: " + std::to_string(bytes >> 20) + " MiB of KV cache does not fit in " +
                                                    std::to_string(avail >> 20) + " MiB of memory");
   kv_.clear();
-  try {
-    kv_.assign(cfg_.n_layers, std::vector<float>(per_layer, 0.0f));
-  } catch (const std::bad_alloc&) {
-    kv_.clear();
-    return Error(ErrorCode::ResourceExhausted, "allocate_kv: out of memory for " + std::to_string(bytes >> 20) + " MiB of KV cache");
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    // calloc: zero pages mapped lazily, so a large pool costs nothing until its blocks are used.
+    kv_.emplace_back(static_cast<float*>(std::calloc(static_cast<size_t>(per_layer), sizeof(float))));
+    if (!kv_.back()) {
+      kv_.clear();
+      return Error(ErrorCode::ResourceExhausted, "allocate_kv: out of memory for " + std::to_string(bytes >> 20) + " MiB of KV cache");
+    }
   }
   block_size_ = block_size;
   n_blocks_ = n_blocks;
@@ -71,12 +73,12 @@ Expected<void> CpuModel::allocate_kv(int block_size, int n_blocks) {
 void CpuModel::copy_kv_block(int src, int dst) {
   if (src < 0 || dst < 0 || src >= n_blocks_ || dst >= n_blocks_ || src == dst) return;
   const int64_t n = static_cast<int64_t>(block_size_) * cfg_.kv_dim();
-  for (auto& layer : kv_) std::memcpy(layer.data() + dst * n, layer.data() + src * n, n * sizeof(float));
+  for (auto& layer : kv_) std::memcpy(layer.get() + dst * n, layer.get() + src * n, n * sizeof(float));
 }
 
 float* CpuModel::kv_slot(int layer, const SequenceStep& s, int pos) {
   const int block = s.block_table[pos / block_size_];
-  return kv_[layer].data() + (static_cast<int64_t>(block) * block_size_ + pos % block_size_) * cfg_.kv_dim();
+  return kv_[layer].get() + (static_cast<int64_t>(block) * block_size_ + pos % block_size_) * cfg_.kv_dim();
 }
 
 // ---- attention -----------------------------------------------------------------------------
@@ -120,7 +122,7 @@ void CpuModel::attend(int l, const SequenceStep& s, const float* q, int64_t ldq,
   thread_local std::vector<float> scores;
   const int64_t lds = max_limit;
   scores.resize(static_cast<size_t>(nq) * lds);
-  auto block_base = [&](int64_t blk) { return kv_[l].data() + static_cast<int64_t>(s.block_table[blk]) * B * kvd; };
+  auto block_base = [&](int64_t blk) { return kv_[l].get() + static_cast<int64_t>(s.block_table[blk]) * B * kvd; };
   for (int64_t p0 = 0; p0 < max_limit; p0 += B) {
     const int64_t np = std::min<int64_t>(B, max_limit - p0);
     cpu::gemm_nt_f32(q, ldq, nq, block_base(p0 / B) + key_off, kvd, np, K, scores.data() + p0, lds);

@@ -6,6 +6,7 @@
 // MLA (deepseek_v2) stores the normalised latent (r) then the rotated rope key (p) — never the
 // expanded per-head K and V; attention runs with the absorbed kv_b_proj weights.
 #pragma once
+#include <cstdlib>
 
 #include <memory>
 #include <vector>
@@ -60,7 +61,8 @@ class CpuModel final : public Model {
   Rope rope_;
   float softmax_scale_ = 1.0f;
   int block_size_ = 0, n_blocks_ = 0;
-  std::vector<std::vector<float>> kv_;  // [L][n_blocks * B * kv_dim]
+  struct FreeDelete { void operator()(float* p) const { std::free(p); } };
+  std::vector<std::unique_ptr<float[], FreeDelete>> kv_;  // [L][n_blocks * B * kv_dim]
 };
 
 }  // namespace ghostline::engine::model
