@@ -141,10 +141,10 @@ FixPrompt build_fix_prompt(const Snapshot& snapshot, const FixSpan& span, const 
   c.cursor = span.start;
   p.prompt = fim.render(c);
   p.stop = fim.stop_tokens;
+  p.required_prefix = span.required;
   if (span.single_line()) {
     p.stop.push_back("\n");
-    const bool short_answer = span.kind == SpanKind::Word || span.kind == SpanKind::Indent;
-    p.max_tokens = short_answer ? std::min(options.max_line_tokens, 8) : options.max_line_tokens;
+    p.max_tokens = options.max_line_tokens;
   } else {
     const size_t hole_tokens = count(text.substr(hole.start, hole.end - hole.start));
     p.max_tokens = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(options.max_hole_tokens, 1)), hole_tokens * 2 + 16));
@@ -157,12 +157,10 @@ std::string hole_text_from_generation(const Snapshot& snapshot, const FixSpan& s
   const Hole& hole = span.hole;
   std::string middle;
   if (span.kind == SpanKind::Word) {
+    // The model writes on past the word (the rest of its line, often not quite the old one):
+    // only its first word replaces the lone word.
     size_t n = 0;
     while (n < generated.size() && is_word_byte(generated[n])) ++n;
-    middle = std::string(generated.substr(0, n));
-  } else if (span.kind == SpanKind::Indent) {
-    size_t n = 0;
-    while (n < generated.size() && (generated[n] == ' ' || generated[n] == '\t')) ++n;
     middle = std::string(generated.substr(0, n));
   } else if (span.single_line()) {
     std::string_view g = rstrip(generated.substr(0, generated.find_first_of("\r\n")));
@@ -313,6 +311,7 @@ Expected<std::vector<Fix>> compute_fixes(const LoadedModel& model, const Snapsho
     request.sampling.max_tokens = prompt.max_tokens;
     request.sampling.stop = prompt.stop;
     request.logprobs = true;
+    request.required_prefix = prompt.required_prefix;
     request.speculation = options.speculation;
     // A rewrite that runs far past the hole's length is not going to be a fix: stop it there.
     const size_t hole_lines = static_cast<size_t>(std::count(snapshot.text().begin() + static_cast<long>(span.hole.start),

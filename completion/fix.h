@@ -64,9 +64,11 @@ struct FixOptions {
   // broken code wholesale is not a fix, even when it parses.
   double min_similarity = 0.6;
   size_t max_inserted_chars = 40;   // pure insertions (nothing replaced): non-space characters at most
-  // The words of the changed lines (identifiers, numbers, words in strings) survive in order,
-  // misspellings aside ("retrun" -> "return"), and at most `max_new_words` short keyword-like
-  // words are added (a missing `in`): a syntax fix does not rename, drop or invent code.
+  // The words of the changed lines (identifiers, numbers, words in strings) survive in order —
+  // save misspellings: a word found nowhere else in the file turned into a keyword or a name the
+  // file uses ("retrun" -> "return") — and at most `max_new_words` keywords of the grammar are
+  // added (a missing `in`). Operators survive too; only brackets and separators (";:,") are added,
+  // and one stray closer or separator may go: a fix does not rename, drop, invent or negate code.
   bool conserve_words = true;
   size_t max_new_words = 1;
   // A document without syntax errors (the diagnostic is another server's, e.g. a type error):
@@ -88,12 +90,13 @@ struct Hole {
 
 // The part of a hole the model writes: bytes [start, end) replaced by the generation.
 enum class SpanKind {
-  Word,        // a word found nowhere else in the file, near the error (a misspelled keyword)
+  Word,        // a word found nowhere else in the file (a misspelled keyword): the answer starts
+               // with the word's first letter, and its first word replaces it
   NewLine,     // a new line before a line where the indentation says a bracket block had ended
   Insert,      // an empty span at a missing token inside a line
   Token,       // the erroneous token(s) on one line; the rest of the line stays as the suffix
   AppendLine,  // the end of a line (an empty span): a missing ':' / ';' / ')'
-  Indent,      // a line's indentation (Python)
+  Indent,      // a whole line (Python), the answer starting at a proposed indentation
   RestOfLine,  // from the error to the end of its line
   WholeLine,   // one line, indentation included
   WholeHole,   // every line of the hole
@@ -107,6 +110,11 @@ struct FixSpan {
   // Text the replacement starts with, given to the model at the end of the prefix (NewLine: the
   // indentation of the block being closed).
   std::string lead;
+  // Bytes the generation must begin with (engine token healing: GenerationRequest::
+  // required_prefix); they are part of the answer. Word: the word's first letter; RestOfLine,
+  // WholeLine: the old text's indentation and first character; Indent: the proposed indentation
+  // and the first character.
+  std::string required;
   bool single_line() const { return kind != SpanKind::WholeHole; }
 };
 
@@ -138,6 +146,7 @@ struct FixPrompt {
   std::string prefix, suffix;       // what the template was given
   std::vector<std::string> stop;
   int max_tokens = 0;
+  std::string required_prefix;      // the span's `required`
 };
 
 // "<indentation><comment leader> error: <message>\n", the message cut to its first line and
@@ -147,10 +156,10 @@ std::string hint_line(Language language, std::string_view indentation, std::stri
 FixPrompt build_fix_prompt(const Snapshot& snapshot, const FixSpan& span, const Diagnostic& diagnostic,
                            const FimTemplate& fim, const TokenCounter& count_tokens, const FixOptions& options = {});
 
-// The hole's new text for a generation: single-line spans are cut at the first line break and
-// lose what repeats the rest of the line (a word span keeps the first word, an indentation span
-// the leading blanks, a new line gets its line break); hole rewrites lose the lines that repeat
-// what surrounds the hole and end with a line break when the hole did.
+// The hole's new text for a generation: a word span takes the answer's first word; other
+// single-line spans are cut at the first line break and lose what repeats the rest of the line
+// (a new line gets its lead and line break); hole rewrites
+// lose the lines that repeat what surrounds the hole and end with a line break when the hole did.
 std::string hole_text_from_generation(const Snapshot& snapshot, const FixSpan& span, std::string_view generated);
 
 // ---- Checks ----

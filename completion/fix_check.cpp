@@ -57,14 +57,16 @@ size_t non_space_chars(std::string_view s) {
   return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return c != ' ' && c != '\t' && c != '\n' && c != '\r'; }));
 }
 
+bool is_word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
 // Words: maximal runs of identifier characters (letters, digits, '_', non-ASCII bytes), so
 // identifiers, numbers and the words inside strings.
 std::vector<std::string_view> words_of(std::string_view s) {
   std::vector<std::string_view> out;
-  auto is_word = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           static_cast<unsigned char>(c) >= 0x80;
-  };
+  auto is_word = is_word_char;
   for (size_t i = 0; i < s.size();) {
     if (!is_word(s[i])) {
       ++i;
@@ -98,29 +100,47 @@ bool typo_of(std::string_view a, std::string_view b) {
   return osa_distance(a, b) <= (longer >= 5 ? 2u : 1u);
 }
 
-bool all_letters(std::string_view w) {
-  return !w.empty() && std::all_of(w.begin(), w.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; });
+
+size_t count_word(std::string_view text, std::string_view word) {
+  size_t n = 0;
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    const bool left = at == 0 || !is_word_char(text[at - 1]);
+    const bool right = at + word.size() >= text.size() || !is_word_char(text[at + word.size()]);
+    n += left && right;
+  }
+  return n;
+}
+
+// A keyword of the grammar: an anonymous token spelled like the word ("in", "return").
+bool is_keyword(const TSLanguage* language, std::string_view w) {
+  return language && ts_language_symbol_for_name(language, w.data(), static_cast<uint32_t>(w.size()), false) != 0;
 }
 
 // Why the words of `after` do not conserve those of `before`, or "" when they do: every old word
-// survives in order (or corrected as a typo), and at most `max_new` new words appear, each a
-// short keyword-like word (letters only, at most 8) — a missing `in`, never a new name or literal.
-std::string words_not_conserved(std::string_view before, std::string_view after, size_t max_new) {
+// survives in order, or is corrected as a typo — a word found nowhere else in the document turned
+// into a keyword or a name the document uses ("retrun" -> "return") — and at most `max_new` new
+// words appear, each a keyword of the grammar (a missing `in`), never a new name or literal.
+std::string words_not_conserved(std::string_view before, std::string_view after, size_t max_new, std::string_view document,
+                                const TSLanguage* language) {
   const auto a = words_of(before), b = words_of(after);
   if (a.size() > 400 || b.size() > 400) return "";  // too long to align cheaply; other checks still hold
+  std::vector<bool> lone(a.size()), known(b.size());
+  for (size_t i = 0; i < a.size(); ++i) lone[i] = count_word(document, a[i]) == 1;
+  for (size_t j = 0; j < b.size(); ++j) known[j] = is_keyword(language, b[j]) || count_word(document, b[j]) > 0;
+  auto matches = [&](size_t i, size_t j) { return a[i] == b[j] || (lone[i] && known[j] && typo_of(a[i], b[j])); };
   // Longest alignment where a pair matches when equal or a typo fix.
   std::vector<std::vector<size_t>> m(a.size() + 1, std::vector<size_t>(b.size() + 1, 0));
   for (size_t i = 1; i <= a.size(); ++i)
     for (size_t j = 1; j <= b.size(); ++j) {
       m[i][j] = std::max(m[i - 1][j], m[i][j - 1]);
-      if (a[i - 1] == b[j - 1] || typo_of(a[i - 1], b[j - 1])) m[i][j] = std::max(m[i][j], m[i - 1][j - 1] + 1);
+      if (matches(i - 1, j - 1)) m[i][j] = std::max(m[i][j], m[i - 1][j - 1] + 1);
     }
   if (m[a.size()][b.size()] < a.size()) return "the change drops or renames words that were there";
   // Walk back to find b's unmatched words.
   std::vector<std::string_view> added;
   size_t i = a.size(), j = b.size();
   while (j > 0) {
-    if (i > 0 && (a[i - 1] == b[j - 1] || typo_of(a[i - 1], b[j - 1])) && m[i][j] == m[i - 1][j - 1] + 1) {
+    if (i > 0 && matches(i - 1, j - 1) && m[i][j] == m[i - 1][j - 1] + 1) {
       --i, --j;
     } else if (i > 0 && m[i][j] == m[i - 1][j]) {
       --i;
@@ -131,8 +151,41 @@ std::string words_not_conserved(std::string_view before, std::string_view after,
   }
   if (added.size() > max_new) return "the change adds " + std::to_string(added.size()) + " new words";
   for (auto w : added)
-    if (!all_letters(w) || w.size() > 8) return "the change adds the word '" + std::string(w) + "'";
+    if (!is_keyword(language, w)) return "the change adds the word '" + std::string(w) + "'";
   return "";
+}
+
+// Why the punctuation and operators of `before` do not survive in `after`, or "": a syntax fix
+// adds a ':' or a ')', or drops one stray closer or separator; it does not turn '<' into '>'.
+std::string punctuation_not_conserved(std::string_view before, std::string_view after) {
+  auto marks = [](std::string_view s) {
+    std::string out;
+    for (char c : s)
+      if (!is_word_char(c) && c != ' ' && c != '\t' && c != '\n' && c != '\r') out += c;
+    return out;
+  };
+  const std::string a = marks(before), b = marks(after);
+  if (a.size() > 2000 || b.size() > 2000) return "";
+  std::vector<std::vector<uint16_t>> m(a.size() + 1, std::vector<uint16_t>(b.size() + 1, 0));
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j)
+      m[i][j] = a[i - 1] == b[j - 1] ? m[i - 1][j - 1] + 1 : std::max(m[i - 1][j], m[i][j - 1]);
+  std::string dropped, added;
+  for (size_t i = a.size(), j = b.size(); i > 0 || j > 0;) {
+    if (i > 0 && j > 0 && a[i - 1] == b[j - 1] && m[i][j] == m[i - 1][j - 1] + 1) {
+      --i, --j;
+    } else if (j > 0 && m[i][j] == m[i][j - 1]) {
+      added += b[--j];
+    } else {
+      dropped += a[--i];
+    }
+  }
+  for (char c : added)
+    if (std::string_view(";:,()[]{}").find(c) == std::string_view::npos)
+      return std::string("the change adds '") + c + "' (only brackets and separators are added by a syntax fix)";
+  if (dropped.empty()) return "";
+  if (dropped.size() == 1 && std::string_view(")]};,").find(dropped[0]) != std::string_view::npos) return "";
+  return "the change drops or alters '" + dropped + "'";
 }
 
 // ---- Python indentation ----
@@ -345,7 +398,9 @@ FixCheck check_fix(const Snapshot& snapshot, const SyntaxErrors& before, const H
       return check;
     }
     if (options.conserve_words) {
-      std::string why = words_not_conserved(before, it->text, options.max_new_words);
+      std::string why = words_not_conserved(before, it->text, options.max_new_words, text,
+                                            tree_sitter_language(snapshot.language()));
+      if (why.empty()) why = punctuation_not_conserved(before, it->text);
       if (!why.empty()) {
         check.reason = why;
         return check;

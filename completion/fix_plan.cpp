@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 #include "completion/fix.h"
 
@@ -127,6 +128,31 @@ void find_innermost_error(TSNode node, size_t from, size_t to, std::optional<TSN
   if (!found && is_error) found = node;
 }
 
+size_t utf8_length(char lead) {
+  const auto c = static_cast<unsigned char>(lead);
+  return c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+}
+
+// The file's indentation step: the smallest increase of indentation from one code line to the
+// next ("    " when there is none).
+std::string indent_unit(std::string_view text, const Lines& lines) {
+  size_t best = 0;
+  char fill = ' ';
+  size_t prev = 0;
+  for (size_t ls = 0; ls < text.size(); ls = lines.next(ls)) {
+    if (!lines.blank(ls)) {
+      const size_t ind = lines.content_start(ls) - ls;
+      if (ind > prev && (best == 0 || ind - prev < best)) {
+        best = ind - prev;
+        fill = text[ls];
+      }
+      prev = ind;
+    }
+    if (lines.next(ls) == ls) break;
+  }
+  return best == 0 ? std::string("    ") : std::string(best, fill);
+}
+
 size_t count_word(std::string_view text, std::string_view word) {
   size_t n = 0;
   for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
@@ -146,8 +172,9 @@ bool in_string_or_comment(TSNode root, size_t at) {
   return false;
 }
 
-// Words of the line at `pos` that occur once in the whole text, outside strings and comments:
-// a misspelled keyword ("retrun", "esle") is such a word; a name in use is not.
+// Words of the line at `pos` that occur once in the whole text, outside strings and comments, and
+// are not keywords the grammar recognised: a misspelled keyword ("retrun", "esle") is such a
+// word; a name in use is not.
 std::vector<std::pair<size_t, size_t>> lone_words(std::string_view text, TSNode root, const Lines& lines, size_t pos) {
   std::vector<std::pair<size_t, size_t>> out;
   const size_t s = lines.start(pos), e = lines.end(pos);
@@ -160,7 +187,11 @@ std::vector<std::pair<size_t, size_t>> lone_words(std::string_view text, TSNode 
     while (j < e && is_word_byte(text[j])) ++j;
     const std::string_view w = text.substr(i, j - i);
     const bool number = w[0] >= '0' && w[0] <= '9';
-    if (!number && w.size() >= 2 && count_word(text, w) == 1 && !in_string_or_comment(root, i)) out.push_back({i, j});
+    // A keyword the grammar recognised is an anonymous node spelled like the word: not a typo.
+    const TSNode n = ts_node_descendant_for_byte_range(root, static_cast<uint32_t>(i), static_cast<uint32_t>(j));
+    const bool keyword = !ts_node_is_null(n) && !ts_node_is_named(n) && std::string_view(ts_node_type(n)) == w;
+    if (!number && !keyword && w.size() >= 2 && count_word(text, w) == 1 && !in_string_or_comment(root, i))
+      out.push_back({i, j});
     i = j;
   }
   return out;
@@ -305,15 +336,23 @@ Expected<FixPlan> plan_fix(const Snapshot& snapshot, const Diagnostic& diagnosti
       if (h.start <= s && e <= h.end) return h;
     return std::nullopt;
   };
-  std::set<std::pair<size_t, size_t>> seen;
-  auto add_span = [&](size_t s, size_t e, SpanKind kind, std::string lead = {}) {
-    if (s > e || e > text.size() || !seen.insert({s, e}).second) return;
+  std::set<std::tuple<size_t, size_t, std::string>> seen;
+  auto add_span = [&](size_t s, size_t e, SpanKind kind, std::string lead = {}, std::string required = {}) {
+    if (s > e || e > text.size() || !seen.insert({s, e, required}).second) return;
     auto h = hole_for(s, e);
     if (!h) return;
-    plan.spans.push_back(FixSpan{s, e, kind, *h, std::move(lead)});
+    plan.spans.push_back(FixSpan{s, e, kind, *h, std::move(lead), std::move(required)});
   };
   const size_t focus_end = lines.end(plan.focus);
-  for (auto [ws, we] : words) add_span(ws, we, SpanKind::Word);
+  // A rewrite of (the rest of) a line starts as the line did: its indentation and first
+  // character (the weak model otherwise often ends at once or drifts to another line).
+  auto healed_start = [&](size_t from) {
+    size_t i = from;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    if (i >= lines.end(from)) return std::string();
+    return std::string(text.substr(from, i - from + utf8_length(text[i])));
+  };
+  for (auto [ws, we] : words) add_span(ws, we, SpanKind::Word, {}, std::string(text.substr(ws, utf8_length(text[ws]))));
   for (const auto& c : closing_points) add_span(c.at, c.at, SpanKind::NewLine, c.indentation);
   if (error && ts_node_is_missing(*error) && plan.focus < focus_end) add_span(plan.focus, plan.focus, SpanKind::Insert);
   if (error && ts_node_is_error(*error)) {
@@ -326,17 +365,34 @@ Expected<FixPlan> plan_fix(const Snapshot& snapshot, const Diagnostic& diagnosti
     while (anchor > lines.content_start(plan.focus) && anchor < text.size() && is_word_byte(text[anchor - 1]) &&
            is_word_byte(text[anchor]))
       --anchor;
-    if (anchor < focus_end) add_span(anchor, focus_end, SpanKind::RestOfLine);
+    if (anchor < focus_end) add_span(anchor, focus_end, SpanKind::RestOfLine, {}, healed_start(anchor));
   }
   if (previous) add_span(lines.end(*previous), lines.end(*previous), SpanKind::AppendLine);
-  if (snapshot.language() == Language::Python) add_span(focus_line, lines.content_start(plan.focus), SpanKind::Indent);
-  add_span(focus_line, focus_end, SpanKind::WholeLine);
+  if (snapshot.language() == Language::Python && !lines.blank(plan.focus)) {
+    // Indentations to try: the previous code line's, one level deeper when it opens a block.
+    const size_t cs = lines.content_start(plan.focus);
+    const std::string_view current = std::string_view(text).substr(focus_line, cs - focus_line);
+    const std::string first(text.substr(cs, utf8_length(text[cs])));
+    std::vector<std::string> indents;
+    if (previous) {
+      const std::string_view prev_indent = std::string_view(text).substr(*previous, lines.content_start(*previous) - *previous);
+      const std::string_view prev_line = std::string_view(text).substr(*previous, lines.end(*previous) - *previous);
+      const size_t last = prev_line.find_last_not_of(" \t\r");
+      if (last != std::string_view::npos && prev_line[last] == ':') indents.push_back(std::string(prev_indent) + indent_unit(text, lines));
+      indents.push_back(std::string(prev_indent));
+    } else {
+      indents.push_back("");
+    }
+    for (const auto& ind : indents)
+      if (ind != current) add_span(focus_line, focus_end, SpanKind::Indent, {}, ind + first);
+  }
+  add_span(focus_line, focus_end, SpanKind::WholeLine, {}, healed_start(focus_line));
   if (lines.start(diagnostic.start) != focus_line) {
     const size_t d = diagnostic.start;
     if (!lines.blank(d)) add_span(lines.end(d), lines.end(d), SpanKind::AppendLine);
-    add_span(lines.start(d), lines.end(d), SpanKind::WholeLine);
+    add_span(lines.start(d), lines.end(d), SpanKind::WholeLine, {}, healed_start(lines.start(d)));
   }
-  if (previous) add_span(*previous, lines.end(*previous), SpanKind::WholeLine);
+  if (previous) add_span(*previous, lines.end(*previous), SpanKind::WholeLine, {}, healed_start(*previous));
   for (const auto& h : holes)
     if (lines.count(h.start, h.end) > 1) add_span(h.start, h.end, SpanKind::WholeHole);
   return plan;

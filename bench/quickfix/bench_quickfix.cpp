@@ -6,11 +6,14 @@
 // it. A case is "fixed exactly" when the offered edit turns the file into the expected version
 // byte for byte, and "parses clean" when the edited file has no syntax error left. Every offered
 // fix is checked again here, independently of the search: fewer errors than before and no byte
-// changed outside its hole (violations are counted and must be 0). JSON with date and commit to
-// bench/results/quickfix-<date>.json (or --out).
+// changed outside its hole (violations are counted and must be 0). With --synthetic, the same
+// over generated cases: one error put into clean source files of this repository (corrupt.h; not
+// in the model's training data), the original file being the expected fix. JSON with date and
+// commit to bench/results/quickfix-<date>.json (or --out).
 //
 //   bench_quickfix [--model DIR] [--corpus DIR] [--threads N] [--max-generations N] [--no-hint]
 //                  [--exhaustive] [--only SUBSTRING] [--out FILE] [--verbose]
+//                  [--synthetic [--per-category N] [--max-per-language N] [--seed S]]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,11 +21,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "bench/quickfix/corrupt.h"
 #include "completion/fix.h"
 #include "completion/loaded_model.h"
 
@@ -65,7 +70,8 @@ std::string command_output(const std::string& cmd) {
 
 struct Case {
   std::string name, language, category;
-  fs::path broken, fixed;
+  std::string path;            // for the language and the parse
+  std::string broken, expected;
 };
 
 // <lang>_<category>_<n>.<ext> beside <lang>_<category>_<n>.fixed.<ext>
@@ -79,8 +85,9 @@ std::vector<Case> load_corpus(const fs::path& dir) {
     if (!fs::exists(fixed)) continue;
     Case c;
     c.name = p.filename().string();
-    c.broken = p;
-    c.fixed = fixed;
+    c.path = p.string();
+    c.broken = read_file(p);
+    c.expected = read_file(fixed);
     c.language = stem.substr(0, stem.find('_'));
     const size_t a = stem.find('_'), b = stem.rfind('_');
     c.category = a != std::string::npos && b > a ? stem.substr(a + 1, b - a - 1) : "other";
@@ -99,6 +106,131 @@ struct Tally {
   }
 };
 
+// Clean source files of this repository for --synthetic, per language, in a stable order.
+std::vector<std::string> synthetic_sources() {
+  std::vector<std::string> out;
+  for (const char* dir : {"bench", "tools/train", "completion", "lsp", "tests/integration", "tests/lsp", "tests/e2e"}) {
+    const fs::path root = fs::path(kRoot) / dir;
+    if (!fs::exists(root)) continue;
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+      const std::string name = it->path().filename().string();
+      if (it->is_directory() && (name == "node_modules" || name == "fixtures" || name == "results" || name == "runs")) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      const std::string ext = it->path().extension().string();
+      if (ext == ".py" || ext == ".cpp" || ext == ".js") out.push_back(it->path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct Section {
+  Tally all;
+  std::map<std::string, Tally> by_language, by_category;
+  std::map<std::string, int> winning_span;
+  int violations = 0;
+  std::vector<double> latencies;
+  nlohmann::json rows = nlohmann::json::array();
+
+  double pct(double q) const {
+    if (latencies.empty()) return 0.0;
+    std::vector<double> l = latencies;
+    std::sort(l.begin(), l.end());
+    return l[std::min(l.size() - 1, static_cast<size_t>(q * l.size()))];
+  }
+  void print(const char* title) const {
+    std::printf("\n%s — %d cases: offered %d (%.0f%%), exact %d (%.0f%%), parses clean %d (%.0f%%); contract violations %d; "
+                "latency p50 %.0f ms p90 %.0f ms\n",
+                title, all.cases, all.offered, 100.0 * all.offered / std::max(1, all.cases), all.exact,
+                100.0 * all.exact / std::max(1, all.cases), all.clean, 100.0 * all.clean / std::max(1, all.cases), violations,
+                pct(0.5), pct(0.9));
+    for (const auto& [k, t] : by_language) std::printf("  %-22s %3d cases  offered %3d  exact %3d  clean %3d\n", k.c_str(), t.cases, t.offered, t.exact, t.clean);
+    for (const auto& [k, t] : by_category) std::printf("  %-22s %3d cases  offered %3d  exact %3d  clean %3d\n", k.c_str(), t.cases, t.offered, t.exact, t.clean);
+  }
+  nlohmann::json json() const {
+    nlohmann::json by_lang = nlohmann::json::object(), by_cat = nlohmann::json::object();
+    for (const auto& [k, t] : by_language) by_lang[k] = t.json();
+    for (const auto& [k, t] : by_category) by_cat[k] = t.json();
+    return {{"summary", all.json()},
+            {"contract_violations", violations},
+            {"latency_ms", {{"p50", pct(0.5)}, {"p90", pct(0.9)}, {"max", latencies.empty() ? 0.0 : *std::max_element(latencies.begin(), latencies.end())}}},
+            {"by_language", by_lang},
+            {"by_category", by_cat},
+            {"winning_span", winning_span},
+            {"cases", rows}};
+  }
+};
+
+void evaluate(const LoadedModel& model, const Case& c, const FixOptions& options, bool verbose, Section& out) {
+  Snapshot snap = parse_snapshot(c.path, language_from("", c.path), c.broken);
+  auto diags = fix_diagnostics(snap);
+  nlohmann::json row = {{"case", c.name}, {"language", c.language}, {"category", c.category}};
+  bool offered = false, exact = false, clean = false;
+  if (diags.empty()) {
+    row["error"] = "no diagnostic";
+  } else {
+    const Diagnostic& d = diags.front();
+    row["diagnostic"] = {{"start", d.start}, {"end", d.end}, {"message", d.message}};
+    FixReport report;
+    auto t0 = std::chrono::steady_clock::now();
+    auto fixes = compute_fixes(model, snap, d, CancelToken(), options, &report);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    out.latencies.push_back(ms);
+    row["ms"] = ms;
+    row["generations"] = report.attempts.size();
+    if (!fixes) {
+      row["error"] = fixes.error().message;
+    } else if (!fixes->empty()) {
+      offered = true;
+      const DocumentEdit& e = fixes->front().edits.front();
+      std::string edited = c.broken;
+      edited.replace(e.start, e.old_end - e.start, e.text);
+      exact = edited == c.expected;
+      const size_t errors_before = count_fix_errors(snap);
+      const size_t errors_after = count_fix_errors(parse_snapshot(c.path, snap.language(), edited));
+      clean = errors_after == 0;
+      // Independent re-check of the contract: parses better, nothing outside the hole.
+      const FixAttempt* winner = nullptr;
+      for (const auto& a : report.attempts)
+        if (a.check.ok && a.edit && a.edit->start == e.start && a.edit->old_end == e.old_end && a.edit->text == e.text) {
+          winner = &a;
+          break;
+        }
+      const bool outside = !winner || e.start < winner->span.hole.start || e.old_end > winner->span.hole.end;
+      if (errors_after >= errors_before || outside) ++out.violations;
+      if (winner) {
+        ++out.winning_span[span_kind_name(winner->span.kind)];
+        row["span"] = span_kind_name(winner->span.kind);
+        row["hole"] = hole_level_name(winner->span.hole.level);
+        row["greedy"] = winner->sampling.temperature == 0;
+      }
+      row["edit"] = {{"start", e.start}, {"old_end", e.old_end}, {"old", c.broken.substr(e.start, e.old_end - e.start)}, {"new", e.text}};
+    }
+    if (verbose) {
+      std::fprintf(stderr, "%s: %s\n", c.name.c_str(), d.message.c_str());
+      for (const auto& a : report.attempts)
+        std::fprintf(stderr, "  %-12s %-9s T=%.1f lp=%6.2f %s %-40.40s | %s\n", span_kind_name(a.span.kind),
+                     hole_level_name(a.span.hole.level), a.sampling.temperature, a.mean_logprob, a.check.ok ? "OK " : "no ",
+                     nlohmann::json(a.generated).dump().c_str(), a.check.reason.c_str());
+    }
+  }
+  row["offered"] = offered;
+  row["exact"] = exact;
+  row["parses_clean"] = clean;
+  out.rows.push_back(row);
+  for (Tally* t : {&out.all, &out.by_language[c.language], &out.by_category[c.category]}) {
+    ++t->cases;
+    t->offered += offered;
+    t->exact += exact;
+    t->clean += clean;
+  }
+  std::printf("%-48s %-8s %-6s %-6s %s\n", c.name.c_str(), offered ? "offered" : "-", exact ? "exact" : "-",
+              clean ? "clean" : "-", row.contains("ms") ? (std::to_string(static_cast<int>(row["ms"].get<double>())) + " ms").c_str() : "");
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +238,7 @@ int main(int argc, char** argv) {
   const fs::path corpus = arg(argc, argv, "corpus", kRoot + "/tests/fixtures/fixes");
   const std::string only = arg(argc, argv, "only", "");
   const bool verbose = flag(argc, argv, "verbose");
+  const bool synthetic = flag(argc, argv, "synthetic");
   FixOptions options;
   options.hint = !flag(argc, argv, "no-hint");
   options.stop_at_first_clean = !flag(argc, argv, "exhaustive");
@@ -125,91 +258,33 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  Tally all;
-  std::map<std::string, Tally> by_language, by_category;
-  std::map<std::string, int> winning_span;
-  int violations = 0;
-  std::vector<double> latencies;
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& c : cases) {
-    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
-    const std::string broken = read_file(c.broken), expected = read_file(c.fixed);
-    Snapshot snap = parse_snapshot(c.broken.string(), language_from("", c.broken.string()), broken);
-    auto diags = fix_diagnostics(snap);
-    nlohmann::json row = {{"case", c.name}, {"language", c.language}, {"category", c.category}};
-    bool offered = false, exact = false, clean = false;
-    if (diags.empty()) {
-      row["error"] = "no diagnostic";
-    } else {
-      const Diagnostic& d = diags.front();
-      row["diagnostic"] = {{"start", d.start}, {"end", d.end}, {"message", d.message}};
-      FixReport report;
-      auto t0 = std::chrono::steady_clock::now();
-      auto fixes = compute_fixes(**model, snap, d, CancelToken(), options, &report);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      latencies.push_back(ms);
-      row["ms"] = ms;
-      row["generations"] = report.attempts.size();
-      if (!fixes) {
-        row["error"] = fixes.error().message;
-      } else if (!fixes->empty()) {
-        offered = true;
-        const DocumentEdit& e = fixes->front().edits.front();
-        std::string edited = broken;
-        edited.replace(e.start, e.old_end - e.start, e.text);
-        exact = edited == expected;
-        const size_t errors_before = count_fix_errors(snap);
-        const size_t errors_after = count_fix_errors(parse_snapshot(c.broken.string(), snap.language(), edited));
-        clean = errors_after == 0;
-        // Independent re-check of the contract: parses better, nothing outside the hole.
-        const FixAttempt* winner = nullptr;
-        for (const auto& a : report.attempts)
-          if (a.check.ok && a.edit && a.edit->start == e.start && a.edit->old_end == e.old_end && a.edit->text == e.text) {
-            winner = &a;
-            break;
-          }
-        const bool outside = !winner || e.start < winner->span.hole.start || e.old_end > winner->span.hole.end;
-        if (errors_after >= errors_before || outside) ++violations;
-        if (winner) {
-          ++winning_span[span_kind_name(winner->span.kind)];
-          row["span"] = span_kind_name(winner->span.kind);
-          row["hole"] = hole_level_name(winner->span.hole.level);
-          row["greedy"] = winner->sampling.temperature == 0;
-        }
-        row["edit"] = {{"start", e.start}, {"old_end", e.old_end}, {"old", broken.substr(e.start, e.old_end - e.start)}, {"new", e.text}};
-      }
-      if (verbose) {
-        std::fprintf(stderr, "%s: %s\n", c.name.c_str(), d.message.c_str());
-        for (const auto& a : report.attempts)
-          std::fprintf(stderr, "  %-12s %-9s T=%.1f lp=%6.2f %s %-40.40s | %s\n", span_kind_name(a.span.kind),
-                       hole_level_name(a.span.hole.level), a.sampling.temperature, a.mean_logprob, a.check.ok ? "OK " : "no ",
-                       nlohmann::json(a.generated).dump().c_str(), a.check.reason.c_str());
-      }
-    }
-    row["offered"] = offered;
-    row["exact"] = exact;
-    row["parses_clean"] = clean;
-    rows.push_back(row);
-    for (Tally* t : {&all, &by_language[c.language], &by_category[c.category]}) {
-      ++t->cases;
-      t->offered += offered;
-      t->exact += exact;
-      t->clean += clean;
-    }
-    std::printf("%-34s %-8s %-6s %-6s %s\n", c.name.c_str(), offered ? "offered" : "-", exact ? "exact" : "-",
-                clean ? "clean" : "-", row.contains("ms") ? (std::to_string(static_cast<int>(row["ms"].get<double>())) + " ms").c_str() : "");
-    std::fflush(stdout);
-  }
-  std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double q) { return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, static_cast<size_t>(q * latencies.size()))]; };
+  Section main_section;
+  for (const auto& c : cases)
+    if (only.empty() || c.name.find(only) != std::string::npos) evaluate(**model, c, options, verbose, main_section);
 
-  std::printf("\n%d cases: offered %d (%.0f%%), exact %d (%.0f%%), parses clean %d (%.0f%%); contract violations %d; "
-              "latency p50 %.0f ms p90 %.0f ms\n",
-              all.cases, all.offered, 100.0 * all.offered / std::max(1, all.cases), all.exact,
-              100.0 * all.exact / std::max(1, all.cases), all.clean, 100.0 * all.clean / std::max(1, all.cases), violations,
-              pct(0.5), pct(0.9));
-  for (const auto& [k, t] : by_language) std::printf("  %-22s %2d cases  offered %2d  exact %2d  clean %2d\n", k.c_str(), t.cases, t.offered, t.exact, t.clean);
-  for (const auto& [k, t] : by_category) std::printf("  %-22s %2d cases  offered %2d  exact %2d  clean %2d\n", k.c_str(), t.cases, t.offered, t.exact, t.clean);
+  Section synth;
+  const size_t per_category = std::stoul(arg(argc, argv, "per-category", "2"));
+  const size_t max_per_language = std::stoul(arg(argc, argv, "max-per-language", "100"));
+  const uint64_t seed = std::stoull(arg(argc, argv, "seed", "1"));
+  if (synthetic) {
+    std::mt19937 rng(static_cast<uint32_t>(seed));
+    std::map<std::string, size_t> per_language;
+    std::vector<Case> generated;
+    for (const auto& path : synthetic_sources()) {
+      Snapshot clean = parse_snapshot(path, language_from("", path), read_file(path));
+      std::string rel = fs::relative(path, kRoot).string();
+      for (auto& k : ghostline::bench::corrupt_file(path, clean, per_category, rng)) {
+        if (per_language[k.language] >= max_per_language) continue;
+        ++per_language[k.language];
+        generated.push_back(Case{rel + k.name.substr(path.size()), k.language, k.category, path, std::move(k.broken), std::move(k.original)});
+      }
+    }
+    for (const auto& c : generated)
+      if (only.empty() || c.name.find(only) != std::string::npos) evaluate(**model, c, options, verbose, synth);
+  }
+
+  main_section.print("corpus (tests/fixtures/fixes)");
+  if (synthetic) synth.print("synthetic (one error put into clean files of this repository)");
 
   std::time_t now = std::time(nullptr);
   char date[32];
@@ -217,37 +292,31 @@ int main(int argc, char** argv) {
   const std::string commit = command_output("git -C '" + kRoot + "' rev-parse --short HEAD 2>/dev/null");
   const bool dirty = !command_output("git -C '" + kRoot + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/quickfix-" + date + ".json");
-  nlohmann::json by_lang_json = nlohmann::json::object(), by_cat_json = nlohmann::json::object();
-  for (const auto& [k, t] : by_language) by_lang_json[k] = t.json();
-  for (const auto& [k, t] : by_category) by_cat_json[k] = t.json();
-  nlohmann::json doc = {
-      {"benchmark", "quickfix"},
-      {"date", date},
-      {"commit", commit},
-      {"tree_dirty", dirty},
-      {"model", model_path},
-      {"device", (*model)->device},
-      {"corpus", corpus.string()},
-      {"command", [&] {
-         std::string s;
-         for (int i = 0; i < argc; ++i) {
-           if (i) s += ' ';
-           s += argv[i];
-         }
-         return s;
-       }()},
-      {"options", {{"hint", options.hint}, {"max_generations", options.max_generations}, {"sample_rounds", options.sample_rounds},
-                   {"sampled_spans", options.sampled_spans}, {"temperature", options.temperature}, {"top_p", options.top_p},
-                   {"stop_at_first_clean", options.stop_at_first_clean}, {"min_similarity", options.min_similarity},
-                   {"max_prefix_tokens", options.max_prefix_tokens}, {"max_suffix_tokens", options.max_suffix_tokens}}},
-      {"summary", all.json()},
-      {"contract_violations", violations},
-      {"latency_ms", {{"p50", pct(0.5)}, {"p90", pct(0.9)}, {"max", latencies.empty() ? 0.0 : latencies.back()}}},
-      {"by_language", by_lang_json},
-      {"by_category", by_cat_json},
-      {"winning_span", winning_span},
-      {"cases", rows}};
+  nlohmann::json doc = main_section.json();
+  doc["benchmark"] = "quickfix";
+  doc["date"] = date;
+  doc["commit"] = commit;
+  doc["tree_dirty"] = dirty;
+  doc["model"] = model_path;
+  doc["device"] = (*model)->device;
+  doc["corpus"] = corpus.string();
+  doc["command"] = [&] {
+    std::string s;
+    for (int i = 0; i < argc; ++i) {
+      if (i) s += ' ';
+      s += argv[i];
+    }
+    return s;
+  }();
+  doc["options"] = {{"hint", options.hint}, {"max_generations", options.max_generations}, {"sample_rounds", options.sample_rounds},
+                    {"sampled_spans", options.sampled_spans}, {"temperature", options.temperature}, {"top_p", options.top_p},
+                    {"stop_at_first_clean", options.stop_at_first_clean}, {"min_similarity", options.min_similarity},
+                    {"max_prefix_tokens", options.max_prefix_tokens}, {"max_suffix_tokens", options.max_suffix_tokens}};
+  if (synthetic) {
+    doc["synthetic"] = synth.json();
+    doc["synthetic"]["settings"] = {{"per_category", per_category}, {"max_per_language", max_per_language}, {"seed", seed}};
+  }
   std::ofstream(out_path) << doc.dump(2) << "\n";
   std::printf("wrote %s\n", out_path.c_str());
-  return violations == 0 ? 0 : 1;
+  return main_section.violations == 0 && synth.violations == 0 ? 0 : 1;
 }

@@ -280,3 +280,32 @@ TEST_CASE("Python indentation errors: found in the corpus, none in the repositor
   }
   CHECK(files >= 3);
 }
+
+TEST_CASE("check_fix: operators and punctuation survive a fix, save one stray closer") {
+  const std::string text = "def sign(x):\n    if x > 0:\n        return 1\n    elsif x < 0:\n        return -1\n    return 0\n";
+  Snapshot snap = parse_snapshot("s.py", Language::Python, text);
+  const size_t s = text.find("    elsif"), e = text.find('\n', s) + 1;
+  const Hole line{s, e, HoleLevel::Line, ""};
+  CHECK(check_fix(snap, line, {DocumentEdit{s, e, "    elif x < 0:\n"}}).ok);
+  FixCheck flipped = check_fix(snap, line, {DocumentEdit{s, e, "    elif x > 0:\n"}});
+  CHECK_FALSE(flipped.ok);
+  CHECK((flipped.reason.find("'<'") != std::string::npos || flipped.reason.find("'>'") != std::string::npos));
+  // New operators and names are no fix either; a keyword of the grammar is ("for x range(3)").
+  CHECK_FALSE(check_fix(snap, line, {DocumentEdit{s, e, "    elif x < 0 + 1:\n"}}).ok);
+  const std::string for_in = "for x range(3):\n    print(x)\n";
+  Snapshot fi = parse_snapshot("f.py", Language::Python, for_in);
+  REQUIRE(count_fix_errors(fi) > 0);
+  CHECK(check_fix(fi, Hole{0, 16, HoleLevel::Line, ""}, {DocumentEdit{0, 16, "for x in range(3):\n"}}).ok);
+  CHECK_FALSE(check_fix(fi, Hole{0, 16, HoleLevel::Line, ""}, {DocumentEdit{0, 16, "for x, y range(3):\n"}}).ok);
+  // A typo fix must leave a word used nowhere else for a keyword or a name in use.
+  const std::string typo = "def f(value):\n    retrun value\n";
+  Snapshot ty = parse_snapshot("t.py", Language::Python, typo);
+  const size_t l2 = typo.find("    retrun");
+  const Hole l2_hole{l2, typo.size(), HoleLevel::Line, ""};
+  CHECK(check_fix(ty, l2_hole, {DocumentEdit{l2, typo.size(), "    return value\n"}}).ok);
+  CHECK_FALSE(check_fix(ty, l2_hole, {DocumentEdit{l2, typo.size(), "    retrun valeu\n"}}).ok);
+  const std::string stray = "x = f(1))\ny = 2\n";
+  Snapshot st = parse_snapshot("t.py", Language::Python, stray);
+  CHECK(check_fix(st, Hole{0, 10, HoleLevel::Line, ""}, {DocumentEdit{0, 10, "x = f(1)\n"}}).ok);
+  CHECK_FALSE(check_fix(st, Hole{0, 10, HoleLevel::Line, ""}, {DocumentEdit{0, 10, "x = f1\n"}}).ok);
+}

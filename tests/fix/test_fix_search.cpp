@@ -88,7 +88,7 @@ TEST_CASE("build_fix_prompt: SPM around the span, the hint above the hole, stops
   Snapshot snap = parse_snapshot("a.py", Language::Python, text);
   const size_t line = text.find("def area");
   const size_t eol = text.find('\n', line);
-  FixSpan span{eol, eol, SpanKind::AppendLine, Hole{line, eol + 1, HoleLevel::Line, ""}, ""};
+  FixSpan span{eol, eol, SpanKind::AppendLine, Hole{line, eol + 1, HoleLevel::Line, ""}, "", ""};
   FixPrompt p = build_fix_prompt(snap, span, Diagnostic{line, eol, "expected ':'"}, spm_template(), {}, {});
   CHECK(p.prefix == "import math\n\n\n# error: expected ':'\ndef area(r)");
   CHECK(p.suffix == text.substr(eol));
@@ -99,7 +99,7 @@ TEST_CASE("build_fix_prompt: SPM around the span, the hint above the hole, stops
   CHECK(build_fix_prompt(snap, span, Diagnostic{line, eol, "m"}, spm_template(), {}, no_hint).prefix ==
         "import math\n\n\ndef area(r)");
   // A whole-hole rewrite: no newline stop, a token budget from the hole's size.
-  FixSpan whole{line, text.size(), SpanKind::WholeHole, Hole{line, text.size(), HoleLevel::Function, "x"}, ""};
+  FixSpan whole{line, text.size(), SpanKind::WholeHole, Hole{line, text.size(), HoleLevel::Function, "x"}, "", ""};
   FixPrompt w = build_fix_prompt(snap, whole, Diagnostic{line, eol, "m"}, spm_template(), {}, {});
   CHECK(std::find(w.stop.begin(), w.stop.end(), "\n") == w.stop.end());
   CHECK(w.max_tokens > 16);
@@ -120,22 +120,55 @@ TEST_CASE("hole_text_from_generation: cut per span kind, repeats of the surround
   const Hole line2{l2, l2_end, HoleLevel::Line, ""};
   const size_t w = text.find("retrun");
   // A word: the first word of the answer.
-  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Word, line2, ""}, "return x * x") == "    return x * x\n");
+  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Word, line2, "", "r"}, "return y + 1") == "    return x * x\n");
   // A token span: what repeats the rest of the line is dropped, even when cut short.
-  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Token, line2, ""}, "return x") == "    return x * x\n");
-  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Token, line2, ""}, "return x * x\nmore") == "    return x * x\n");
-  // Indentation: only the leading blanks.
-  CHECK(hole_text_from_generation(snap, FixSpan{l2, w, SpanKind::Indent, line2, ""}, "  retrun") == "  retrun x * x\n");
+  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Token, line2, "", ""}, "return x") == "    return x * x\n");
+  CHECK(hole_text_from_generation(snap, FixSpan{w, w + 6, SpanKind::Token, line2, "", ""}, "return x * x\nmore") == "    return x * x\n");
+  // A whole line (an indentation span): the line as written, indentation included.
+  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2_end - 1, SpanKind::Indent, line2, "", "  r"}, "  return x * x") ==
+        "  return x * x\n");
   // A new line gets its lead and line break; nothing means nothing.
-  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2, SpanKind::NewLine, line2, "  "}, "}") == "  }\n    retrun x * x\n");
-  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2, SpanKind::NewLine, line2, "  "}, "") == "    retrun x * x\n");
+  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2, SpanKind::NewLine, line2, "  ", ""}, "}") == "  }\n    retrun x * x\n");
+  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2, SpanKind::NewLine, line2, "  ", ""}, "") == "    retrun x * x\n");
   // A hole rewrite: lines repeating what follows or precedes are dropped; the line break kept.
   const Hole both{0, l2_end, HoleLevel::Function, ""};
-  CHECK(hole_text_from_generation(snap, FixSpan{0, l2_end, SpanKind::WholeHole, both, ""},
+  CHECK(hole_text_from_generation(snap, FixSpan{0, l2_end, SpanKind::WholeHole, both, "", ""},
                                   "def f(x):\n    return x * x\n\nprint(f(2))\n") == "def f(x):\n    return x * x\n");
   const Hole second{l2, l2_end, HoleLevel::Lines, ""};
-  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2_end, SpanKind::WholeHole, second, ""},
+  CHECK(hole_text_from_generation(snap, FixSpan{l2, l2_end, SpanKind::WholeHole, second, "", ""},
                                   "def f(x):\n    return x * x") == "    return x * x\n");
+}
+
+TEST_CASE("plan_fix: required starts — a lone word's first letter, proposed Python indentations") {
+  const std::string typo = "def f(x):\n    retrun x * x\n\nprint(f(2))\n";
+  Snapshot a = parse_snapshot("a.py", Language::Python, typo);
+  auto pa = plan_fix(a, fix_diagnostics(a).front());
+  REQUIRE(pa);
+  const size_t w = typo.find("retrun");
+  bool word = false;
+  for (const auto& span : pa->spans)
+    if (span.kind == SpanKind::Word) {
+      CHECK(span.start != typo.find("def"));  // a keyword the grammar knows is no typo
+      if (span.start != w) continue;
+      word = true;
+      CHECK(span.end == w + 6);
+      CHECK(span.required == "r");
+    }
+  CHECK(word);
+  // "expected an indented block": the line after `def ...:` one level deeper (the file's step, 2).
+  const std::string flat = "class A:\n  def f(self):\n  return 1\n";
+  Snapshot b = parse_snapshot("b.py", Language::Python, flat);
+  auto pb = plan_fix(b, fix_diagnostics(b).front());
+  REQUIRE(pb);
+  std::vector<std::string> required;
+  for (const auto& span : pb->spans)
+    if (span.kind == SpanKind::Indent) required.push_back(span.required);
+  REQUIRE(!required.empty());
+  CHECK(required.front() == "    r");
+  // The prompt carries it to the engine.
+  for (const auto& span : pb->spans)
+    if (span.kind == SpanKind::Indent)
+      CHECK(build_fix_prompt(b, span, fix_diagnostics(b).front(), spm_template(), {}, {}).required_prefix == span.required);
 }
 
 TEST_CASE("search_fixes: greedy first, stops at a clean fix, samples only when nothing validates") {
