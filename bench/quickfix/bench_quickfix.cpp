@@ -14,6 +14,7 @@
 //   bench_quickfix [--model DIR] [--corpus DIR] [--threads N] [--max-generations N] [--no-hint]
 //                  [--exhaustive] [--only SUBSTRING] [--out FILE] [--verbose]
 //                  [--synthetic [--per-category N] [--max-per-language N] [--seed S]]
+//                  [--commit SHA]   (the commit a tree without .git was exported from)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -289,14 +290,19 @@ int main(int argc, char** argv) {
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  const std::string commit = command_output("git -C '" + kRoot + "' rev-parse --short HEAD 2>/dev/null");
-  const bool dirty = !command_output("git -C '" + kRoot + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  // --commit names the commit a source tree without .git was exported from (git archive).
+  const std::string exported_from = arg(argc, argv, "commit", "");
+  const std::string commit = !exported_from.empty() ? exported_from
+                                                    : command_output("git -C '" + kRoot + "' rev-parse --short HEAD 2>/dev/null");
+  const bool dirty = exported_from.empty() &&
+                     !command_output("git -C '" + kRoot + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/quickfix-" + date + ".json");
   nlohmann::json doc = main_section.json();
   doc["benchmark"] = "quickfix";
   doc["date"] = date;
   doc["commit"] = commit;
   doc["tree_dirty"] = dirty;
+  if (!exported_from.empty()) doc["tree"] = "git archive of " + exported_from + " (no uncommitted changes)";
   doc["model"] = model_path;
   doc["device"] = (*model)->device;
   doc["corpus"] = corpus.string();
