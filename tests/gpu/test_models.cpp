@@ -7,7 +7,8 @@
 // - real shapes (2-layer DeepSeek-V2-Lite, Qwen3-30B-A3B, DeepSeek-Coder-6.7B) against the CPU
 //   backend on the same random weights.
 // Tolerances: the decode path computes in float32 from the same weights as the reference
-// (2e-4); the prefill path rounds activations to bf16 for cuBLAS when the weights are bf16 (5e-2).
+// (2e-4); the prefill path rounds activations to bf16 for cuBLAS when the weights are bf16
+// (position statistics, see check_positions), and stays float32 for float32 weights (2e-4).
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -417,7 +418,7 @@ void real_shape_checks(Report& rep, const std::string& label, const std::string&
   Rng rng(seed);
   std::vector<int32_t> prompt(40);
   for (auto& t : prompt) t = rng.uniform_int(0, cfg->vocab_size - 1);
-  against_cpu(rep, label, **gpu, cpu, prompt, 6, kTolPrefillBf16);
+  against_cpu(rep, label, **gpu, cpu, prompt, 6, cfg->weight_dtype == "float32" ? kTolPrefillF32 : kTolPrefillBf16);
 }
 
 std::string slurp(const std::string& path) {
@@ -460,19 +461,21 @@ void run_model_checks(Report& rep, const std::string& source_dir, uint64_t seed)
     }
   }
 
-  // Real shapes, 2 layers each (layer 0 dense where the model has one).
-  auto dsv2 = nlohmann::json::parse(slurp(source_dir + "/bench/cuda/dsv2-lite.json"));
-  dsv2["num_hidden_layers"] = 2;
-  dsv2["vocab_size"] = 4096;
-  real_shape_checks(rep, "DeepSeek-V2-Lite shape, 2 layers", dsv2.dump(), seed + 21);
-  auto qwen = nlohmann::json::parse(slurp(source_dir + "/bench/cuda/qwen3-30b-a3b.json"));
-  qwen["num_hidden_layers"] = 2;
-  qwen["vocab_size"] = 4096;
-  real_shape_checks(rep, "Qwen3-30B-A3B shape, 2 layers", qwen.dump(), seed + 22);
-  auto coder = nlohmann::json::parse(slurp(source_dir + "/bench/cuda/deepseek-coder-6.7b.json"));
-  coder["num_hidden_layers"] = 2;
-  coder["vocab_size"] = 4096;
-  real_shape_checks(rep, "DeepSeek-Coder-6.7B shape, 2 layers", coder.dump(), seed + 23);
+  // Real shapes, 2 layers each (layer 0 dense where the model has one), in float32 weights so
+  // that both paths are held to float32 tolerances: with bf16 activations the random routers
+  // of these dummy models flip so many near-tie routes (Qwen3 shape: 10% of the positions off by
+  // more than 0.1 on 2026-11-29) that no tolerance would both pass and mean something. The bf16
+  // paths are checked on the bf16 fixtures and the embedded model above.
+  auto real = [&](const char* label, const char* file, uint64_t s) {
+    auto j = nlohmann::json::parse(slurp(source_dir + "/bench/cuda/" + file));
+    j["num_hidden_layers"] = 2;
+    j["vocab_size"] = 4096;
+    j["torch_dtype"] = "float32";
+    real_shape_checks(rep, label, j.dump(), s);
+  };
+  real("DeepSeek-V2-Lite shape, 2 layers, f32", "dsv2-lite.json", seed + 21);
+  real("Qwen3-30B-A3B shape, 2 layers, f32", "qwen3-30b-a3b.json", seed + 22);
+  real("DeepSeek-Coder-6.7B shape, 2 layers, f32", "deepseek-coder-6.7b.json", seed + 23);
 }
 
 }  // namespace ghostline::gpu_test
