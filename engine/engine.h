@@ -101,8 +101,9 @@ struct EngineOptions {
   int draft_length = -1;             // speculation: -1 = adaptive (where it pays), else fixed (0..8)
 };
 
-// create() allocates the KV pool (options.kv_blocks, or kv_memory_fraction of the memory the
-// OS reports free, capped at what max_running full contexts could use) and starts the engine
+// create() allocates the KV pool (options.kv_blocks, or kv_memory_fraction of the memory left for
+// it: ModelInfo::kv_memory_bytes on a GPU, else what the OS reports free; capped at what
+// max_running full contexts could use) and starts the engine
 // thread. The tokenizer may be null: then events carry token ids only (no text, no stop
 // strings) and tokenizer() must not be called. The destructor stops the thread; every request
 // not yet finished gets its final event (Cancelled) before it returns.

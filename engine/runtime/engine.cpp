@@ -404,7 +404,8 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Model> model, s
   if (n_blocks == 0) {
     const double fraction = std::clamp(options.kv_memory_fraction, 0.0, 1.0);
     const int64_t per_block = std::max<int64_t>(1, info.kv_bytes_per_token) * options.block_size;
-    const int64_t avail = runtime::available_memory_bytes();
+    // A CUDA model reports the GPU memory left for the KV cache; otherwise the host's free memory.
+    const int64_t avail = info.kv_memory_bytes > 0 ? info.kv_memory_bytes : runtime::available_memory_bytes();
     int64_t blocks = avail > 0 ? static_cast<int64_t>(avail * fraction) / per_block : 256;
     // More than a few full contexts per running request would only hold memory for nothing.
     const int64_t ctx = info.max_context > 0 ? info.max_context : 4096;
