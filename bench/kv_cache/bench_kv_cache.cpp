@@ -7,7 +7,7 @@
 // Prints a table and writes JSON to bench/results/kv_cache-<date>.json (or --out).
 //
 //   bench_kv_cache [--model DIR|dummy:CONFIG] [--tokenizer FILE] [--source FILE]
-//                  [--context TOKENS] [--suffix TOKENS] [--keystrokes N] [--cold-keystrokes N]
+//                  [--context TOKENS] [--suffix TOKENS] [--keystrokes N] [--cold-keystrokes N] [--device cpu|cuda]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   const int keystrokes = std::stoi(arg(argc, argv, "keystrokes", "40"));
   const int cold_keystrokes = std::stoi(arg(argc, argv, "cold-keystrokes", "6"));
   const int threads = std::stoi(arg(argc, argv, "threads", "0"));
+  const std::string device = arg(argc, argv, "device", "cpu");
 
   auto tok = Tokenizer::from_file(tok_path);
   if (!tok) { std::fprintf(stderr, "bench_kv_cache: %s\n", tok.error().message.c_str()); return 1; }
@@ -149,6 +150,10 @@ int main(int argc, char** argv) {
     for (bool cache : {true, false}) {
       LoadOptions lo;
       lo.threads = threads;
+      if (auto d = parse_device(device, lo); !d) {
+        std::fprintf(stderr, "bench_kv_cache: %s\n", d.error().message.c_str());
+        std::exit(2);
+      }
       auto model = load_model(model_path, lo);
       if (!model) { std::fprintf(stderr, "bench_kv_cache: %s\n", model.error().message.c_str()); return 1; }
       EngineOptions eo;
@@ -187,7 +192,7 @@ int main(int argc, char** argv) {
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/kv_cache-" + date + ".json");
   nlohmann::json doc = {{"benchmark", "kv_cache"}, {"date", date}, {"model", model_path}, {"tokenizer", tok_path},
                         {"source", source}, {"context_tokens", context}, {"suffix_tokens", suffix_tokens},
-                        {"threads", threads}, {"hardware_threads", std::thread::hardware_concurrency()},
+                        {"threads", threads}, {"device", device}, {"hardware_threads", std::thread::hardware_concurrency()},
                         {"results", results}};
   std::ofstream(out_path) << doc.dump(2) << "\n";
   std::printf("wrote %s\n", out_path.c_str());
