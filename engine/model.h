@@ -91,6 +91,11 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
 // Whether this process can run models on a CUDA device: a build with the CUDA backend and at
 // least one device the driver reports. Cheap after the first call; never fails.
 bool cuda_available();
+
+// The checks every backend makes of a step before running it: n_past/n_new not negative, every
+// sequence within max_position, block tables long enough and naming allocated blocks, n_new adding
+// up to the tokens, token ids inside the vocabulary. InvalidArgument naming what is wrong.
+Expected<void> check_step(const StepBatch& batch, int vocab_size, int64_t max_position, int block_size, int n_blocks);
 // "auto" (CUDA when cuda_available(), else the CPU), "cpu", "cuda" or "cuda:N" -> device and
 // index in `options`; anything else is InvalidArgument.
 Expected<void> parse_device(const std::string& text, LoadOptions& options);

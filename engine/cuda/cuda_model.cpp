@@ -205,26 +205,13 @@ kernels::KvCache CudaModel::kv_view(int layer, const Workspace& ws) const {
 }
 
 Expected<void> CudaModel::build_step(const StepBatch& b, HostStep& hs) const {
-  const int V = cfg_.vocab_size;
   hs = HostStep();
+  if (auto r = check_step(b, cfg_.vocab_size, cfg_.max_position, block_size_, n_blocks_); !r) return r;
   for (size_t si = 0; si < b.seqs.size(); ++si) {
     const auto& s = b.seqs[si];
-    if (s.n_past < 0 || s.n_new < 0) return Error(ErrorCode::InvalidArgument, "forward: negative n_past or n_new");
-    const int64_t end = static_cast<int64_t>(s.n_past) + s.n_new;
-    if (end > cfg_.max_position)
-      return Error(ErrorCode::InvalidArgument, "forward: sequence of " + std::to_string(end) + " tokens exceeds max_position_embeddings (" +
-                                                   std::to_string(cfg_.max_position) + ")");
-    const int64_t need = (end + block_size_ - 1) / block_size_;
-    if (static_cast<int64_t>(s.block_table.size()) < need)
-      return Error(ErrorCode::InvalidArgument, "forward: block table of " + std::to_string(s.block_table.size()) + " blocks cannot hold " +
-                                                   std::to_string(end) + " positions");
+    const int64_t need = (static_cast<int64_t>(s.n_past) + s.n_new + block_size_ - 1) / block_size_;
     hs.table_offset.push_back(static_cast<int32_t>(hs.table.size()));
-    for (int64_t blk = 0; blk < need; ++blk) {
-      if (s.block_table[blk] < 0 || s.block_table[blk] >= n_blocks_)
-        return Error(ErrorCode::InvalidArgument, "forward: block id " + std::to_string(s.block_table[blk]) + " outside the " +
-                                                     std::to_string(n_blocks_) + " allocated blocks");
-      hs.table.push_back(s.block_table[blk]);
-    }
+    for (int64_t blk = 0; blk < need; ++blk) hs.table.push_back(s.block_table[blk]);
     hs.first_token.push_back(static_cast<int>(hs.seq.size()));
     hs.n_past.push_back(s.n_past);
     hs.n_new.push_back(s.n_new);
@@ -237,12 +224,6 @@ Expected<void> CudaModel::build_step(const StepBatch& b, HostStep& hs) const {
   hs.T = static_cast<int>(hs.seq.size());
   hs.S = static_cast<int>(b.seqs.size());
   hs.R = static_cast<int>(hs.rows.size());
-  if (hs.T != static_cast<int>(b.tokens.size()))
-    return Error(ErrorCode::InvalidArgument, "forward: the sequences' n_new add up to " + std::to_string(hs.T) + " but the batch has " +
-                                                 std::to_string(b.tokens.size()) + " tokens");
-  for (auto tok : b.tokens)
-    if (tok < 0 || tok >= V)
-      return Error(ErrorCode::InvalidArgument, "forward: token id " + std::to_string(tok) + " outside the vocabulary [0, " + std::to_string(V) + ")");
   hs.ids = b.tokens;
   return ok();
 }

@@ -373,34 +373,17 @@ void CpuModel::moe(const LayerWeights& w, const float* h, int64_t T, float* out)
 Expected<void> CpuModel::forward(const StepBatch& b, std::vector<float>& logits) {
   const int64_t T = static_cast<int64_t>(b.tokens.size()), D = cfg_.hidden_size, V = cfg_.vocab_size;
   if (kv_.empty()) return Error(ErrorCode::InvalidArgument, "forward: no KV storage (call allocate_kv first)");
+  if (auto r = check_step(b, static_cast<int>(V), cfg_.max_position, block_size_, n_blocks_); !r) return r;
   std::vector<TokenMeta> meta;
   meta.reserve(T);
   std::vector<int64_t> logit_tokens;
   for (size_t si = 0; si < b.seqs.size(); ++si) {
     const auto& s = b.seqs[si];
-    if (s.n_past < 0 || s.n_new < 0) return Error(ErrorCode::InvalidArgument, "forward: negative n_past or n_new");
-    const int64_t end = static_cast<int64_t>(s.n_past) + s.n_new;
-    if (end > cfg_.max_position)
-      return Error(ErrorCode::InvalidArgument, "forward: sequence of " + std::to_string(end) + " tokens exceeds max_position_embeddings (" +
-                                                   std::to_string(cfg_.max_position) + ")");
-    if (static_cast<int64_t>(s.block_table.size()) * block_size_ < end)
-      return Error(ErrorCode::InvalidArgument, "forward: block table of " + std::to_string(s.block_table.size()) + " blocks cannot hold " +
-                                                   std::to_string(end) + " positions");
-    for (int64_t blk = 0; blk < (end + block_size_ - 1) / block_size_; ++blk)
-      if (s.block_table[blk] < 0 || s.block_table[blk] >= n_blocks_)
-        return Error(ErrorCode::InvalidArgument, "forward: block id " + std::to_string(s.block_table[blk]) + " outside the " +
-                                                     std::to_string(n_blocks_) + " allocated blocks");
     for (int i = 0; i < s.n_new; ++i) {
       if (s.all_logits || i == s.n_new - 1) logit_tokens.push_back(static_cast<int64_t>(meta.size()));
       meta.push_back({static_cast<int>(si), s.n_past + i});
     }
   }
-  if (static_cast<int64_t>(meta.size()) != T)
-    return Error(ErrorCode::InvalidArgument, "forward: the sequences' n_new add up to " + std::to_string(meta.size()) + " but the batch has " +
-                                                 std::to_string(T) + " tokens");
-  for (auto tok : b.tokens)
-    if (tok < 0 || tok >= V)
-      return Error(ErrorCode::InvalidArgument, "forward: token id " + std::to_string(tok) + " outside the vocabulary [0, " + std::to_string(V) + ")");
 
   std::vector<float> x(T * D), hbuf(T * D), delta(T * D);
   for (int64_t t = 0; t < T; ++t) cpu::row_to_f32(w_.embed, b.tokens[t], x.data() + t * D);

@@ -224,7 +224,7 @@ TEST_CASE("token healing: the output begins with the required bytes, and is the 
   REQUIRE(free_run.text.size() >= 3);
   size_t word = 0;
   while (word < free_run.text.size() && std::isalnum(static_cast<unsigned char>(free_run.text[word]))) ++word;
-  for (const std::string required : {free_run.text.substr(0, 1), free_run.text.substr(0, std::max<size_t>(1, word - 1)),
+  for (const std::string& required : {free_run.text.substr(0, 1), free_run.text.substr(0, std::max<size_t>(1, word - 1)),
                                      std::string("zq"), std::string("é")}) {
     CAPTURE(required);
     req.required_prefix = required;
