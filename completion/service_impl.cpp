@@ -109,12 +109,25 @@ class OnceReply {
   OnceReply(Callback<CompletionResult> done, Record record) : done_(std::move(done)), record_(std::move(record)) {}
   bool answered() const { return answered_.load(std::memory_order_acquire); }
   void operator()(Expected<CompletionResult> r) {
-    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
+    answer_with(std::move(r), {});
+  }
+  // Runs remember(first) under the reply's lock — first is true when `r` is the answer, false when
+  // an answer was given already (r is then a later, fuller result and is not sent) — and answers.
+  // The lock orders the early first line's memory before the whole suggestion's.
+  void answer_with(Expected<CompletionResult> r, const std::function<void(bool first)>& remember) {
+    bool first;
+    {
+      std::lock_guard lock(mu_);
+      first = !answered_.exchange(true, std::memory_order_acq_rel);
+      if (remember) remember(first);
+    }
+    if (!first) return;
     if (record_) record_(r);
     done_(std::move(r));
   }
 
  private:
+  std::mutex mu_;
   Callback<CompletionResult> done_;
   Record record_;
   std::atomic<bool> answered_{false};
@@ -459,7 +472,7 @@ class ServiceImpl final : public Service {
     // The healed fragment is part of the question: "ret|" and "retu|" share a healed prompt.
     const std::string key = SuggestionCache::key(model->path, prompt + '\x01' + heal, max_tokens, mode_name(ctx.mode));
     auto answer = [&](std::string suggestion, CompletionStats stats) {
-      typing_.remember(req.uri, job.snapshot.text(), req.cursor, lead.empty() ? suggestion : lead + suggestion);
+      const std::string shown = lead.empty() ? suggestion : lead + suggestion;
       result.stats = std::move(stats);
       result.stats.queue_ms = queue_ms;
       result.stats.total_ms = ms_since(job.t0);
@@ -468,7 +481,8 @@ class ServiceImpl final : public Service {
         const size_t end = lead.empty() ? req.cursor : req.selected_end;
         result.items.push_back(Suggestion{lead + suggestion, start, end, lead.empty() ? "" : lead + suggestion});
       }
-      (*reply)(std::move(result));
+      // Remembered whether or not this is the answer: after an early first line it is the rest.
+      reply->answer_with(std::move(result), [&](bool) { typing_.remember(req.uri, job.snapshot.text(), req.cursor, shown); });
     };
 
     if (auto hit = cache_.get(key)) {
@@ -525,14 +539,15 @@ class ServiceImpl final : public Service {
                       text = job.snapshot.text(), cursor = req.cursor, t0 = job.t0, queue_ms, context_ms] {
             std::string line = postprocess(snap, ctx, first);
             if (line.empty()) return;  // let the full answer come
-            typing_.remember(uri, text, cursor, line);
             CompletionResult r;
             r.items.push_back(Suggestion{line, cursor, cursor, ""});
             r.stats.source = "engine-first-line";
             r.stats.queue_ms = queue_ms;
             r.stats.context_ms = context_ms;
             r.stats.total_ms = ms_since(t0);
-            (*reply)(std::move(r));
+            reply->answer_with(std::move(r), [&](bool first) {
+              if (first) typing_.remember(uri, text, cursor, line);
+            });
           });
         }
       }
@@ -574,11 +589,7 @@ class ServiceImpl final : public Service {
     stats.draft_accepted = out->stats.draft_accepted;
     stats.ttft_ms = ms_since(job.t0) - out->stats.total_ms + out->stats.ttft_ms;
     stats.context_ms = context_ms;
-    if (reply->answered()) {
-      // Answered early with the first line: the whole suggestion is what the next request sees.
-      typing_.remember(req.uri, job.snapshot.text(), req.cursor, suggestion);
-      return;
-    }
+    // After an early first line this only remembers the whole suggestion for the next request.
     answer(std::move(suggestion), std::move(stats));
   }
 
