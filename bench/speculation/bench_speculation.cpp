@@ -64,6 +64,18 @@ double forward_ms(Model& m, int past, int n, int reps) {
   return t[t.size() / 2];
 }
 
+// The commit the sources are at (results name it), or "unknown".
+std::string git_commit() {
+  std::string out;
+  if (FILE* f = popen(("git -C '" + kRoot + "' rev-parse --short=10 HEAD 2>/dev/null").c_str(), "r")) {
+    char buf[64];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +180,7 @@ int main(int argc, char** argv) {
     double dec_ms[3] = {0, 0, 0};
     long tokens[3] = {0, 0, 0}, proposed[3] = {0, 0, 0}, accepted[3] = {0, 0, 0};
     int points = 0;
+    std::vector<double> point_speedup[3];  // per point with >= 16 decode tokens: its own on/off ratio
   } subset[2];
   double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
   long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
@@ -258,6 +271,9 @@ int main(int argc, char** argv) {
       ++tt.points;
       for (int m = 0; m < 3; ++m) {
         tt.dec_ms[m] += stats[m].total_ms - stats[m].ttft_ms;
+        const int n = stats[m].generated_tokens - 1;
+        if (n >= 16 && stats[0].generated_tokens - 1 == n)
+          tt.point_speedup[m].push_back((stats[0].total_ms - stats[0].ttft_ms) / std::max(1e-9, stats[m].total_ms - stats[m].ttft_ms));
         tt.tokens[m] += std::max(0, stats[m].generated_tokens - 1);
         tt.proposed[m] += stats[m].draft_proposed;
         tt.accepted[m] += stats[m].draft_accepted;
@@ -274,7 +290,11 @@ int main(int argc, char** argv) {
     for (int m = 0; m < 3; ++m) {
       const double tps = tt.tokens[m] * 1000.0 / std::max(1e-9, tt.dec_ms[m]);
       const long steps = std::max(1L, tt.tokens[m] - tt.accepted[m]);
+      std::vector<double> ps = tt.point_speedup[m];
+      std::sort(ps.begin(), ps.end());
+      const double median = ps.empty() ? 0.0 : ps[ps.size() / 2];
       j[names[m]] = {{"decode_tokens_per_s", tps}, {"speedup", tps / std::max(1e-9, tps_off)}, {"decode_tokens", tt.tokens[m]},
+                     {"median_point_speedup", median}, {"points_timed", ps.size()},
                      {"draft_proposed", tt.proposed[m]}, {"draft_accepted", tt.accepted[m]},
                      {"tokens_per_step", static_cast<double>(tt.tokens[m]) / steps}};
     }
@@ -283,11 +303,12 @@ int main(int argc, char** argv) {
   for (int sub = 0; sub < 2; ++sub) {
     const Totals& tt = subset[sub];
     const auto j = subset_json(tt);
-    std::printf("%s (%d points): off %.0f tok/s; lookup %.2fx (%.2f tokens/step, %ld of %ld drafted accepted); "
-                "previous suggestion %.2fx (%.2f tokens/step)\n",
+    std::printf("%s (%d points): off %.0f tok/s; lookup %.2fx (median point %.2fx; %.2f tokens/step, %ld of %ld drafted "
+                "accepted); previous suggestion %.2fx (median point %.2fx; %.2f tokens/step)\n",
                 sub ? "multi-line completions" : "all completions", tt.points, j["off"]["decode_tokens_per_s"].get<double>(),
-                j["on"]["speedup"].get<double>(), j["on"]["tokens_per_step"].get<double>(), tt.accepted[1], tt.proposed[1],
-                j["hint"]["speedup"].get<double>(), j["hint"]["tokens_per_step"].get<double>());
+                j["on"]["speedup"].get<double>(), j["on"]["median_point_speedup"].get<double>(), j["on"]["tokens_per_step"].get<double>(),
+                tt.accepted[1], tt.proposed[1], j["hint"]["speedup"].get<double>(), j["hint"]["median_point_speedup"].get<double>(),
+                j["hint"]["tokens_per_step"].get<double>());
   }
   const double tps_hint = hint_tok * 1000.0 / std::max(1e-9, hint_dec_ms);
   const double tps_off = total_tok[0] * 1000.0 / std::max(1e-9, total_dec_ms[0]);
@@ -307,7 +328,7 @@ int main(int argc, char** argv) {
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/speculation-" + date + ".json");
-  nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"model", model_path}, {"points_from", source.empty() ? cases_path : source},
+  nlohmann::json doc = {{"benchmark", "speculation"}, {"date", date}, {"commit", git_commit()}, {"model", model_path}, {"points_from", source.empty() ? cases_path : source},
                         {"max_tokens", max_tokens}, {"threads", threads}, {"draft_length", draft_length},
                         {"hardware_threads", std::thread::hardware_concurrency()},
                         {"decode_tokens_per_s_off", tps_off}, {"decode_tokens_per_s_on", tps_on},
