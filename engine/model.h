@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,18 @@ struct StepBatch {
   }
 };
 
+// How a backend that picks tokens itself (Model::forward_pick) picks one logit row's token: the
+// argmax (lowest id on ties) when temperature <= 0; else softmax(logits / temperature) cut by
+// top-k (0 = off) and then top-p (1 = off), and the token where `uniform` (in [0, 1), drawn by
+// the caller's seeded generator) falls when the kept probabilities are laid end to end in id
+// order — the host sampler's draw (engine/runtime/sampler.h) with the same number.
+struct TokenPick {
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float uniform = 0.0f;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -76,6 +89,16 @@ class Model {
   // fills `logits` with batch.logit_rows() rows of V floats, in sequence order (per sequence
   // n_new rows when all_logits, else one row for its last new token).
   virtual Expected<void> forward(const StepBatch& batch, std::vector<float>& logits) = 0;
+
+  // Optional: forward() with each logit row's token picked where the logits are (picks[r] for
+  // row r, rows laid out as forward() lays them), so that only batch.logit_rows() ids come back
+  // instead of as many rows of V floats. Backends that have it say so with picks_tokens().
+  virtual bool picks_tokens() const { return false; }
+  virtual Expected<void> forward_pick(const StepBatch& batch, std::span<const TokenPick> picks,
+                                      std::vector<int32_t>& ids) {
+    (void)batch, (void)picks, ids.clear();
+    return make_error(ErrorCode::Unsupported, "this backend does not pick tokens itself");
+  }
 };
 
 // Loads a model directory in Hugging Face layout (config.json + *.safetensors), or

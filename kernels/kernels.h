@@ -49,6 +49,20 @@ std::vector<KernelTime> kernel_times();
 cudaEvent_t timing_start(cudaStream_t s);
 void timing_stop(cudaEvent_t start, const void* fn, const char* label, cudaStream_t s);
 
+// ---- token picking (sample.cu) ---------------------------------------------------------------
+
+// How one logit row's token is picked: greedy (argmax, lowest id on ties) when temperature <= 0;
+// else softmax(x / temperature) cut by top-k (0 = off) then top-p (1 = off), and the token where
+// uniform (in [0, 1), drawn by the caller) falls in the kept mass laid out in id order.
+struct RowPick {
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  float uniform = 0.0f;
+};
+// ids[r] = the token of row r of logits [R, V]; picks [R] and ids [R] in device memory.
+void pick_tokens(const float* logits, int R, int V, const RowPick* picks, int32_t* ids, cudaStream_t s);
+
 // ---- rows: embedding, norms, conversions ---------------------------------------------------
 
 // out[t, :] = table[ids[t], :]  (table [V, D] in dt)

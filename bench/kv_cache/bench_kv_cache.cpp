@@ -8,6 +8,7 @@
 //
 //   bench_kv_cache [--model DIR|dummy:CONFIG] [--tokenizer FILE] [--source FILE]
 //                  [--context TOKENS] [--suffix TOKENS] [--keystrokes N] [--cold-keystrokes N] [--device cpu|cuda]
+//                  [--out FILE] [--commit SHA]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -191,7 +192,7 @@ int main(int argc, char** argv) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   const std::string out_path = arg(argc, argv, "out", kRoot + "/bench/results/kv_cache-" + date + ".json");
   nlohmann::json doc = {{"benchmark", "kv_cache"}, {"date", date}, {"model", model_path}, {"tokenizer", tok_path},
-                        {"source", source}, {"context_tokens", context}, {"suffix_tokens", suffix_tokens},
+                        {"source", source}, {"commit", arg(argc, argv, "commit", "")}, {"context_tokens", context}, {"suffix_tokens", suffix_tokens},
                         {"threads", threads}, {"device", device}, {"hardware_threads", std::thread::hardware_concurrency()},
                         {"results", results}};
   std::ofstream(out_path) << doc.dump(2) << "\n";

@@ -307,20 +307,20 @@ Expected<void> CudaModel::run_decode(int T_pad, int R_pad) {
   return layers(c);
 }
 
-Expected<void> CudaModel::forward(const StepBatch& b, std::vector<float>& logits) {
+Expected<const Workspace*> CudaModel::compute(const StepBatch& b, int& rows) {
+  rows = 0;
   if (!kv_.get()) return Error(ErrorCode::InvalidArgument, "forward: no KV storage (call allocate_kv first)");
   HostStep hs;
-  if (auto r = build_step(b, hs); !r) return r;
-  logits.clear();
-  if (hs.T == 0) return ok();
+  if (auto r = build_step(b, hs); !r) return r.error();
+  if (hs.T == 0) return static_cast<const Workspace*>(nullptr);
   CUDA_TRY(cudaSetDevice(device_));
   kernels::take_error();
   Workspace* ws = &small_;
   const int decode_max = std::min(options.decode_max_tokens, small_.T);
   if (hs.T <= decode_max) {
     const int T_pad = bucket(hs.T, small_.T), R_pad = bucket(hs.R, small_.R);
-    if (auto r = upload_step(small_, hs, T_pad, R_pad); !r) return r;
-    if (auto r = run_decode(T_pad, R_pad); !r) return r;
+    if (auto r = upload_step(small_, hs, T_pad, R_pad); !r) return r.error();
+    if (auto r = run_decode(T_pad, R_pad); !r) return r.error();
   } else {
     for (int s = 0; s < hs.S; ++s) {
       const bool big = hs.n_new[s] >= kPrefillAttnMin;
@@ -328,8 +328,8 @@ Expected<void> CudaModel::forward(const StepBatch& b, std::vector<float>& logits
       if (!big)
         for (int i = 0; i < hs.n_new[s]; ++i) hs.list.push_back(hs.first_token[s] + i);
     }
-    if (auto r = size_workspace(large_, hs.T, hs.R, true); !r) return r;
-    if (auto r = upload_step(large_, hs, hs.T, hs.R); !r) return r;
+    if (auto r = size_workspace(large_, hs.T, hs.R, true); !r) return r.error();
+    if (auto r = upload_step(large_, hs, hs.T, hs.R); !r) return r.error();
     ws = &large_;
     Ctx c;
     c.ws = &large_;
@@ -338,16 +338,59 @@ Expected<void> CudaModel::forward(const StepBatch& b, std::vector<float>& logits
     c.decode = false;
     c.host = &hs;
     ++stats.prefill_steps;
-    if (auto r = layers(c); !r) return r;
+    if (auto r = layers(c); !r) return r.error();
   }
-  const int64_t n = static_cast<int64_t>(hs.R) * cfg_.vocab_size;
-  if (auto r = out_.ensure(n * 4); !r) return r;
-  CUDA_TRY(cudaMemcpyAsync(out_.get(), ws->logits, n * 4, cudaMemcpyDeviceToHost, stream_));
+  rows = hs.R;
+  return static_cast<const Workspace*>(ws);
+}
+
+// Waits for the step's copies back and turns a recorded kernel error or a fault into an Error.
+Expected<void> CudaModel::finish_step(const char* what) {
   const cudaError_t e = cudaStreamSynchronize(stream_);
   const std::string k = kernels::take_error();
-  if (!k.empty()) return Error(ErrorCode::Internal, "forward: " + k);
-  if (e != cudaSuccess) return cuda_error(e, "forward", __FILE__, __LINE__);
+  if (!k.empty()) return Error(ErrorCode::Internal, std::string(what) + ": " + k);
+  if (e != cudaSuccess) return cuda_error(e, what, __FILE__, __LINE__);
+  return ok();
+}
+
+Expected<void> CudaModel::forward(const StepBatch& b, std::vector<float>& logits) {
+  logits.clear();
+  int R = 0;
+  auto ws = compute(b, R);
+  if (!ws) return ws.error();
+  if (!*ws) return ok();
+  const int64_t n = static_cast<int64_t>(R) * cfg_.vocab_size;
+  if (auto r = out_.ensure(n * 4); !r) return r;
+  CUDA_TRY(cudaMemcpyAsync(out_.get(), (*ws)->logits, n * 4, cudaMemcpyDeviceToHost, stream_));
+  if (auto r = finish_step("forward"); !r) return r;
   logits.assign(out_.get<float>(), out_.get<float>() + n);
+  return ok();
+}
+
+Expected<void> CudaModel::forward_pick(const StepBatch& b, std::span<const TokenPick> picks, std::vector<int32_t>& ids) {
+  ids.clear();
+  if (static_cast<int>(picks.size()) != b.logit_rows())
+    return Error(ErrorCode::InvalidArgument, "forward_pick: " + std::to_string(picks.size()) + " picks for " +
+                                                 std::to_string(b.logit_rows()) + " logit rows");
+  int R = 0;
+  auto ws = compute(b, R);
+  if (!ws) return ws.error();
+  if (!*ws) return ok();
+  // The picks go up and the ids come back through one pinned buffer: [R picks][R ids].
+  const int64_t pick_bytes = static_cast<int64_t>(R) * sizeof(kernels::RowPick);
+  if (auto r = out_.ensure(pick_bytes + R * 4); !r) return r;
+  if (auto r = picks_dev_.ensure(pick_bytes + R * 4); !r) return r.error();
+  auto* host_picks = out_.get<kernels::RowPick>();
+  for (int i = 0; i < R; ++i)
+    host_picks[i] = {picks[i].temperature, picks[i].top_p, picks[i].top_k, picks[i].uniform};
+  auto* dev_picks = picks_dev_.get<kernels::RowPick>();
+  auto* dev_ids = reinterpret_cast<int32_t*>(picks_dev_.get<char>() + pick_bytes);
+  CUDA_TRY(cudaMemcpyAsync(dev_picks, host_picks, pick_bytes, cudaMemcpyHostToDevice, stream_));
+  kernels::pick_tokens((*ws)->logits, R, cfg_.vocab_size, dev_picks, dev_ids, stream_);
+  auto* host_ids = reinterpret_cast<int32_t*>(out_.get<char>() + pick_bytes);
+  CUDA_TRY(cudaMemcpyAsync(host_ids, dev_ids, R * 4, cudaMemcpyDeviceToHost, stream_));
+  if (auto r = finish_step("forward_pick"); !r) return r;
+  ids.assign(host_ids, host_ids + R);
   return ok();
 }
 

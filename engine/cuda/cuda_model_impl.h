@@ -66,6 +66,9 @@ class CudaModel final : public Model {
   Expected<void> allocate_kv(int block_size, int n_blocks) override;
   void copy_kv_block(int src, int dst) override;
   Expected<void> forward(const StepBatch& batch, std::vector<float>& logits) override;
+  bool picks_tokens() const override { return true; }
+  Expected<void> forward_pick(const StepBatch& batch, std::span<const TokenPick> picks,
+                              std::vector<int32_t>& ids) override;
 
   // New options drop the captured graphs (launch settings such as PDL are captured with them).
   void set_options(const CudaModelOptions& o) {
@@ -86,6 +89,10 @@ class CudaModel final : public Model {
     const HostStep* host = nullptr; // prefill path: the host layout
   };
 
+  // Runs a step up to its logits on the device: the workspace holding them (null for an empty
+  // step) and their row count. forward() copies them back, forward_pick() picks on the device.
+  Expected<const Workspace*> compute(const StepBatch& b, int& rows);
+  Expected<void> finish_step(const char* what);
   Expected<void> build_step(const StepBatch& b, HostStep& hs) const;
   Expected<void> size_workspace(Workspace& ws, int T, int R, bool prefill);
   Expected<void> upload_step(Workspace& ws, const HostStep& hs, int T_pad, int R_pad);
@@ -129,6 +136,7 @@ class CudaModel final : public Model {
   DeviceBuffer moe_scratch_;    // prefill experts: padded inputs, gate/up, activations, outputs
   const float* moe_out_ = nullptr;  // the experts' outputs of the current layer (ffn sets it)
   PinnedBuffer staging_, out_, offsets_;
+  DeviceBuffer picks_dev_;      // forward_pick: the picks and the ids on the device
   std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
   void drop_graphs();
 };

@@ -3,8 +3,12 @@
 # sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
 # bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
 #   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  clocks.csv
-#   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt]
+#   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt] [kv_cache.log kv_cache-*.json]
 # Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs] [--ncu]
+#                              [--kv-cache]
+#   --kv-cache also builds the tokenizer and runtime (PCRE2 and utf8proc from the Debian packages
+#   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there) and runs
+#   bench_kv_cache on the CUDA backend: the embedded model and DeepSeek-V2-Lite's shape.
 #   --ncu profiles one DeepSeek-V2-Lite decode step with Nsight Compute (ncu.txt).
 #   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
 # The device tool runs it from the repository root; nothing here needs the network.
@@ -12,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0
+commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0 kvcache=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --commit) commit=$2; shift ;;
@@ -21,6 +25,7 @@ while [ $# -gt 0 ]; do
     --bench-reps) reps=$2; shift ;;
     --tokrefs) tokrefs=1 ;;
     --ncu) ncu=1 ;;
+    --kv-cache) kvcache=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,6 +56,11 @@ if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
   [ -n "$so" ] && extra+=("-DGHOSTLINE_CUBLAS_LIBRARY=$so;$(ls "$lib"/libcublasLt.so* | head -1)") && export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
   inc=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "include"))' 2>/dev/null)
   [ -d "$inc" ] && extra+=("-DGHOSTLINE_EXTRA_INCLUDE=$PWD/.gpu-carry/include;$inc")
+fi
+if [ "$kvcache" = 1 ]; then
+  rm -rf /tmp/gl-deps && mkdir -p /tmp/gl-deps
+  for f in .gpu-carry/debs/*.deb; do dpkg -x "$f" /tmp/gl-deps; done
+  extra+=("-DGHOSTLINE_DEPS_PREFIX=/tmp/gl-deps")
 fi
 stamp "configure + build"
 export PATH=/usr/local/cuda/bin:$PATH
@@ -94,6 +104,14 @@ if [ "$ncu" = 1 ]; then
     --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__cycles_elapsed.avg.per_second,launch__grid_size,launch__registers_per_thread \
     --print-summary per-kernel build-gpu/bench_cuda --profile bench/cuda/dsv2-lite.json > "$OUT/ncu.txt" 2>&1
   grep -vE "^==PROF==|^ *$" "$OUT/ncu.txt" | tail -120
+fi
+if [ "$kvcache" = 1 ]; then
+  stamp "bench_kv_cache"
+  for m in embedded dsv2-lite; do
+    model=()
+    [ "$m" = dsv2-lite ] && model=(--model dummy:bench/cuda/dsv2-lite.json)
+    timeout ${KV_TIMEOUT:-150} build-gpu/bench_kv_cache --device cuda --commit "$commit" "${model[@]}" --out "$OUT/kv_cache-$m.json" 2>&1 | tee -a "$OUT/kv_cache.log"
+  done
 fi
 stamp "done"
 exit $status

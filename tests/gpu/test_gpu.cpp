@@ -17,6 +17,7 @@
 
 namespace ghostline::gpu_test {
 void run_op_checks(Report& rep, uint64_t seed);
+void run_pick_checks(Report& rep, uint64_t seed);
 void run_model_checks(Report& rep, const std::string& source_dir, uint64_t seed);
 }  // namespace ghostline::gpu_test
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   gpu_test::Report rep;
   const auto t0 = std::chrono::steady_clock::now();
   if (ops) gpu_test::run_op_checks(rep, seed);
+  if (ops) gpu_test::run_pick_checks(rep, seed);
   if (models) gpu_test::run_model_checks(rep, source, seed);
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\ntest_gpu: %zu checks, %d failed, %.1f s (seed %llu)\n", rep.size(), rep.failures(), sec,
