@@ -95,7 +95,9 @@ class EngineImpl final : public Engine {
   void publish_counters();
   void drain_inbox(bool& stop);
   void step();
-  void postprocess(const ScheduledStep& step, const std::vector<float>& logits);
+  bool plan_picks(const ScheduledStep& step, int rows);
+  // Exactly one of logits (rows of V floats) and ids (one picked token per row) is set.
+  void postprocess(const ScheduledStep& step, const std::vector<float>* logits, const std::vector<int32_t>* ids);
   void finish(Sequence* seq, FinishReason reason, std::vector<int32_t> tokens, std::string text,
               std::string error = {}, std::vector<float> logprobs = {});
   static void deliver(Sequence& seq, const StreamEvent& ev);
@@ -128,6 +130,8 @@ class EngineImpl final : public Engine {
   }
   DraftPolicy draft_policy_;
   std::vector<float> logits_;
+  std::vector<TokenPick> picks_;     // a step's rows when the backend picks the tokens
+  std::vector<int32_t> ids_;         // and the tokens it picked
 
   mutable std::mutex counters_mu_;
   EngineCounters counters_;
@@ -288,20 +292,46 @@ void EngineImpl::step() {
   bool all_decode = true;
   for (Sequence* s : step.seqs) all_decode = all_decode && s->in_decode();
   const auto t0 = Clock::now();
-  auto r = model_->forward(step.batch, logits_);
+  // Backends that can pick the tokens where the logits are (the GPU) send back one id per row
+  // instead of V floats, whenever no row needs the host: token healing's mask, logprobs, or the
+  // probabilities of rejection sampling.
+  const bool pick = model_->picks_tokens() && plan_picks(step, row);
+  auto r = pick ? model_->forward_pick(step.batch, picks_, ids_) : model_->forward(step.batch, logits_);
   if (all_decode) draft_policy_.record_step(static_cast<int>(step.batch.tokens.size()), ms_between(t0, Clock::now()));
   const size_t V = model_->info().vocab_size;
-  if (r && logits_.size() < static_cast<size_t>(row) * V)
+  if (r && pick && ids_.size() < static_cast<size_t>(row))
+    r = make_error(ErrorCode::Internal, "model returned " + std::to_string(ids_.size()) + " tokens, expected " + std::to_string(row));
+  if (r && !pick && logits_.size() < static_cast<size_t>(row) * V)
     r = make_error(ErrorCode::Internal, "model returned " + std::to_string(logits_.size()) + " logits, expected " +
                                             std::to_string(static_cast<size_t>(row) * V));
   if (!r) {
     for (Sequence* s : step.seqs) finish(s, FinishReason::Error, {}, {}, "model forward failed: " + r.error().message);
     return;
   }
-  postprocess(step, logits_);
+  postprocess(step, pick ? nullptr : &logits_, pick ? &ids_ : nullptr);
 }
 
-void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>& logits) {
+bool EngineImpl::plan_picks(const ScheduledStep& step, int rows) {
+  // First whether every sequence that samples in this step can have its tokens picked there;
+  // only then the draws, so that a step sampled on the host consumes no random numbers twice.
+  auto samples_now = [](const Sequence& s) {
+    const int n_real = s.step_new - static_cast<int>(s.draft.size());
+    return s.n_computed + n_real >= static_cast<int>(s.tokens.size());
+  };
+  for (const Sequence* s : step.seqs) {
+    if (!samples_now(*s)) continue;  // a prefill chunk: its row is not used
+    if (!s->required.empty() || s->request.logprobs || (!s->sampler.greedy() && !s->draft.empty())) return false;
+  }
+  picks_.assign(static_cast<size_t>(rows), TokenPick{});  // greedy
+  for (Sequence* s : step.seqs)
+    if (samples_now(*s) && !s->sampler.greedy()) picks_[s->logits_row] = s->sampler.device_pick();
+  return true;
+}
+
+void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>* logits_in,
+                             const std::vector<int32_t>* ids) {
+  static const std::vector<float> kNone;
+  const std::vector<float>& logits = logits_in ? *logits_in : kNone;
   const size_t V = model_->info().vocab_size;
   const int max_context = model_->info().max_context;
   for (Sequence* s : step.seqs) {
@@ -315,6 +345,13 @@ void EngineImpl::postprocess(const ScheduledStep& step, const std::vector<float>
     int n_draft_ok = 0;
     std::vector<float> accepted_lp;  // with request.logprobs: one per accepted token
     for (int i = 0;; ++i) {
+      if (ids) {  // picked by the backend: greedy verification, or one draw without a draft
+        const int32_t t = (*ids)[row + i];
+        accepted.push_back(t);
+        if (i >= n_draft || t != s->draft[i]) break;
+        ++n_draft_ok;
+        continue;
+      }
       std::span<const float> row_logits(logits.data() + static_cast<size_t>(row + i) * V, V);
       const std::span<const float> raw_logits = row_logits;  // logprobs are the model's, unmasked
       if (i >= n_draft) {

@@ -85,6 +85,12 @@ int32_t Sampler::sample(std::span<const float> logits) {
   return t < 0 ? argmax(logits) : t;
 }
 
+TokenPick Sampler::device_pick() {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  // In [0, 1) as a float too: a double just below 1 would round up to 1.
+  return {params_.temperature, params_.top_p, params_.top_k, std::min(static_cast<float>(u(rng_)), 0x1.fffffep-1f)};
+}
+
 std::pair<int32_t, bool> Sampler::verify(std::span<const float> logits, int32_t draft) {
   if (logits.empty()) return {0, false};
   if (greedy()) {

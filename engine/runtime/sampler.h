@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/model.h"
 
 namespace ghostline::engine::runtime {
 
@@ -29,6 +30,9 @@ class Sampler {
   // Returns {token, accepted}. Greedy: accepted iff d is the argmax.
   std::pair<int32_t, bool> verify(std::span<const float> logits, int32_t draft);
   bool greedy() const { return params_.temperature <= 0.0f; }
+  // The same draw as sample() for a backend that picks on its device (Model::forward_pick):
+  // the parameters and the next uniform number of this sampler's generator.
+  TokenPick device_pick();
   // The distribution sample() draws from (after temperature, top-k, top-p), for tests.
   std::vector<float> probabilities(std::span<const float> logits) const;
 

@@ -3,12 +3,13 @@
 # sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
 # bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
 #   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  clocks.csv
-#   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt] [kv_cache.log kv_cache-*.json]
+#   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt] [test_engine_gpu.log kv_cache.log kv_cache-*.json]
 # Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs] [--ncu]
 #                              [--kv-cache]
 #   --kv-cache also builds the tokenizer and runtime (PCRE2 and utf8proc from the Debian packages
-#   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there) and runs
-#   bench_kv_cache on the CUDA backend: the embedded model and DeepSeek-V2-Lite's shape.
+#   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there), runs
+#   test_engine_gpu (the Engine over CUDA) and bench_kv_cache on the CUDA backend: the embedded
+#   model and DeepSeek-V2-Lite's shape.
 #   --ncu profiles one DeepSeek-V2-Lite decode step with Nsight Compute (ncu.txt).
 #   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
 # The device tool runs it from the repository root; nothing here needs the network.
@@ -106,6 +107,12 @@ if [ "$ncu" = 1 ]; then
   grep -vE "^==PROF==|^ *$" "$OUT/ncu.txt" | tail -120
 fi
 if [ "$kvcache" = 1 ]; then
+  stamp "test_engine_gpu"
+  timeout 120 build-gpu/test_engine_gpu > "$OUT/test_engine_gpu.log" 2>&1
+  e=$?
+  grep -E "FAIL|test_engine_gpu" "$OUT/test_engine_gpu.log" | head -40
+  stamp "test_engine_gpu exit $e"
+  [ "$e" = 0 ] || status=1
   stamp "bench_kv_cache"
   for m in embedded dsv2-lite; do
     model=()

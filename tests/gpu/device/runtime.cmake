@@ -35,3 +35,7 @@ target_link_libraries(gl_runtime PUBLIC gl_engine ${GL_PCRE2_LIB} ${GL_UTF8PROC_
 add_executable(bench_kv_cache ${REPO}/bench/kv_cache/bench_kv_cache.cpp)
 target_compile_definitions(bench_kv_cache PRIVATE GHOSTLINE_SOURCE_DIR="${REPO}")
 target_link_libraries(bench_kv_cache PRIVATE gl_runtime)
+
+add_executable(test_engine_gpu ${REPO}/tests/gpu/test_engine_gpu.cpp)
+target_compile_definitions(test_engine_gpu PRIVATE GHOSTLINE_SOURCE_DIR="${REPO}")
+target_link_libraries(test_engine_gpu PRIVATE gl_runtime)
