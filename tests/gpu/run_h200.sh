@@ -115,7 +115,7 @@ if [ "$kvcache" = 1 ]; then
   [ "$e" = 0 ] || status=1
   stamp "bench_kv_cache"
   for m in embedded dsv2-lite; do
-    model=()
+    model=(--context 1536)  # the embedded model's context is 2,048 tokens: 1,536 + suffix + typing fit
     [ "$m" = dsv2-lite ] && model=(--model dummy:bench/cuda/dsv2-lite.json)
     timeout ${KV_TIMEOUT:-150} build-gpu/bench_kv_cache --device cuda --commit "$commit" "${model[@]}" --out "$OUT/kv_cache-$m.json" 2>&1 | tee -a "$OUT/kv_cache.log"
   done
