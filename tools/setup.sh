@@ -74,6 +74,65 @@ for dir in grammars tests/integration tests/tokenizer editors/vscode tests/edito
   fi
 done
 
+# Neovim 0.12 for the plugin's native path (vim.lsp.inline_completion; tests/editors/nvim). Debian
+# stable ships 0.7; 0.12 is a Debian package only in testing (forky), built against a newer glibc.
+# So it is not installed into the system: apt-get download (this machine's own Debian mirror, its
+# keyring checks the signatures) fetches the pinned neovim and the libraries it needs, glibc
+# included, and they are unpacked under $nvim_native_prefix/root; bin/nvim runs that nvim with that
+# glibc's loader and libraries and that runtime (processes it starts get the system's as usual).
+# A version gone from forky makes this step fail loudly; the nvim012.* tests then skip.
+nvim_native_version=0.12.4-1
+nvim_native_prefix=/opt/ghostline/nvim-0.12
+install_nvim_native() {
+  local stamp="$nvim_native_prefix/VERSION"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$nvim_native_version" ] && [ -x "$nvim_native_prefix/bin/nvim" ] && return 0
+  local triplet uri codename work
+  triplet=$(gcc -print-multiarch)
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  uri=$(apt-get indextargets --format '$(REPO_URI)|$(CODENAME)|$(ORIGIN)' 'Created-By: Packages' |
+        awk -F'|' -v c="$codename" '$2 == c && $3 == "Debian" { print $1; exit }')
+  if [ -z "$uri" ]; then log "no Debian mirror configured: Neovim $nvim_native_version not installed"; return 1; fi
+  work=$(mktemp -d)
+  chmod 755 "$work"  # apt downloads as _apt
+  mkdir -p "$work/lists/partial" "$work/debs" "$work/root"
+  echo "deb $uri forky main" > "$work/sources.list"
+  local apt_opts=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=-
+                  -o Dir::State::Lists="$work/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+                  -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
+  log "fetching Neovim $nvim_native_version (Debian forky) into $nvim_native_prefix"
+  if ! as_root apt-get "${apt_opts[@]}" update -qq; then rm -rf "$work"; return 1; fi
+  local deps
+  deps=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+           --no-breaks --no-replaces --no-enhances "neovim=$nvim_native_version" | grep -v '^ ' | grep -v '^<' |
+         grep -vx -e neovim -e neovim-runtime | sort -u)
+  if ! (cd "$work/debs" && as_root apt-get "${apt_opts[@]}" download -qq \
+          "neovim=$nvim_native_version" "neovim-runtime=$nvim_native_version" $deps); then
+    log "Neovim $nvim_native_version is not in Debian forky any more: update nvim_native_version in tools/setup.sh"
+    rm -rf "$work"
+    return 1
+  fi
+  for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+  local loader
+  loader=$(cd "$work/root" && ls usr/lib/"$triplet"/ld-linux*.so.* 2>/dev/null | head -1)
+  [ -n "$loader" ] && [ -x "$work/root/usr/bin/nvim" ] || { log "unpacked Neovim lacks nvim or the loader"; rm -rf "$work"; return 1; }
+  as_root rm -rf "$nvim_native_prefix"
+  as_root mkdir -p "$nvim_native_prefix/bin"
+  as_root cp -a "$work/root" "$nvim_native_prefix/root"
+  as_root tee "$nvim_native_prefix/bin/nvim" >/dev/null <<EOF
+#!/bin/sh
+# Neovim $nvim_native_version from Debian forky with its own glibc (written by tools/setup.sh).
+r=$nvim_native_prefix/root
+VIMRUNTIME=\$r/usr/share/nvim/runtime VIM=\$r/usr/share/nvim exec \$r/$loader \\
+  --library-path \$r/usr/lib/$triplet:\$r/lib/$triplet \$r/usr/bin/nvim "\$@"
+EOF
+  as_root chmod 755 "$nvim_native_prefix/bin/nvim"
+  rm -rf "$work"
+  "$nvim_native_prefix/bin/nvim" --version | head -1 | grep -q "^NVIM v${nvim_native_version%-*}$" ||
+    { log "the unpacked Neovim does not run"; return 1; }
+  echo "$nvim_native_version" | as_root tee "$stamp" >/dev/null
+}
+install_nvim_native || log "WARNING: Neovim $nvim_native_version not installed; the nvim012.* tests will skip"
+
 [ "${1:-}" = "--no-build" ] && exit 0
 
 jobs=$(nproc 2>/dev/null || echo 2)

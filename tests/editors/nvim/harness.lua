@@ -12,6 +12,12 @@ function T.eq(actual, expected, what)
   end
 end
 
+-- "0.7.2": the running Neovim's version (vim.version() has no tostring before 0.9).
+function T.nvim_version()
+  local v = vim.version()
+  return string.format("%d.%d.%d", v.major, v.minor, v.patch)
+end
+
 function T.truthy(v, what) if not v then error((what or "condition") .. " is false", 2) end end
 
 -- Waits up to ms for cond() while Neovim runs its main loop; returns whether it became true.

@@ -1,8 +1,9 @@
 -- The plugin against the real `ghostline lsp`: setup{} starts the server through vim.lsp for a
 -- Python buffer, typing in insert mode sends one debounced textDocument/inlineCompletion request
 -- (earlier ones cancelled), the reply arrives without error, and a suggestion, when the server
--- gives one, is drawn as an extmark and accepted into the buffer. GHOSTLINE_BINARY names the
--- binary; exits 77 (skipped) when it is not built.
+-- gives one, is drawn as an extmark and accepted into the buffer. This is the extmark display:
+-- what setup{} picks on Neovim 0.7 to 0.11 (checked here), and what GHOSTLINE_NVIM_DISPLAY=extmark
+-- forces on 0.12+. GHOSTLINE_BINARY names the binary; exits 77 (skipped) when it is not built.
 local T = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
 local binary = os.getenv("GHOSTLINE_BINARY") or "build/ghostline"
 if vim.fn.executable(binary) ~= 1 then
@@ -10,7 +11,8 @@ if vim.fn.executable(binary) ~= 1 then
   vim.cmd("77cquit")
 end
 
-local ghostline = require("ghostline").setup({ binary = binary, debounce_ms = 30 })
+local display = os.getenv("GHOSTLINE_NVIM_DISPLAY") -- nil: the default ("auto")
+local ghostline = require("ghostline").setup({ binary = binary, debounce_ms = 30, display = display })
 local client = ghostline.client
 local dir = vim.fn.tempname()
 vim.fn.mkdir(dir, "p")
@@ -23,6 +25,9 @@ T.test("the server starts, initializes and attaches to a Python buffer", functio
     local c = client.client()
     return c and c.initialized and vim.lsp.buf_is_attached(buf, c.id)
   end), "client initialized and attached within 10 s")
+  T.eq(ghostline.display, "extmark", "display (Neovim " .. T.nvim_version() .. ", option " .. tostring(display) .. ")")
+  T.eq(#vim.api.nvim_get_autocmds({ group = "ghostline_buf_" .. buf, event = "TextChangedI" }), 1,
+    "the plugin asks on TextChangedI")
   local caps = client.client().server_capabilities
   T.truthy(caps.inlineCompletionProvider, "server offers inline completions")
   T.truthy(caps.codeActionProvider, "server offers code actions (quick fixes)")

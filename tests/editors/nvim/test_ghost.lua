@@ -1,9 +1,11 @@
 -- Ghost text without a server: drawing as extmarks in the plugin's namespace, accept, accept
--- word, dismiss, and the options merge. Run: nvim --headless -u NONE -i NONE
+-- word, dismiss, the options merge, and the feature check that picks the display (the extmarks on
+-- Neovim 0.7 to 0.11, vim.lsp.inline_completion on 0.12+). Run: nvim --headless -u NONE -i NONE
 --   --cmd "set rtp+=editors/nvim" -c "luafile tests/editors/nvim/test_ghost.lua"
 local T = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
 local ghost = require("ghostline.ghost")
 local config = require("ghostline.config")
+local native = require("ghostline.native")
 
 local function buffer(lines)
   local buf = vim.api.nvim_create_buf(true, false)
@@ -87,6 +89,25 @@ T.test("config builds the server command from binary, model and device", functio
   T.eq(c.cmd, { "/opt/gl", "lsp", "--model", "/m", "--device", "cpu" }, "cmd")
   T.eq(c.keymaps.accept, "<Tab>", "overridden key")
   T.eq(c.keymaps.dismiss, config.defaults.keymaps.dismiss, "default key kept")
+end)
+
+T.test("the feature check picks the display this Neovim supports", function()
+  -- Neovim's inline completion came with 0.12: has() is the independent witness here.
+  local has_module = vim.fn.has("nvim-0.12") == 1
+  io.stdout:write("Neovim " .. T.nvim_version() .. ": vim.lsp.inline_completion " ..
+    (has_module and "expected" or "not expected") .. "\n")
+  T.eq(native.available(), has_module, "vim.lsp.inline_completion found")
+  T.eq(native.choose("auto"), has_module and "native" or "extmark", "display for 'auto'")
+  T.eq(native.choose(nil), has_module and "native" or "extmark", "display by default")
+  T.eq(native.choose("extmark"), "extmark", "display for 'extmark'")
+  local warned = nil
+  local notify = vim.notify
+  vim.notify = function(msg) warned = msg end
+  local chosen = native.choose("native")
+  vim.notify = notify
+  T.eq(chosen, has_module and "native" or "extmark", "display for 'native'")
+  T.eq(warned ~= nil, not has_module, "a warning when 'native' cannot be had (" .. tostring(warned) .. ")")
+  T.eq(config.merge({}).display, "auto", "default option")
 end)
 
 T.run()

@@ -1,7 +1,10 @@
 -- The language-server side of the plugin: starts `ghostline lsp` through vim.lsp (one client,
 -- attached to each buffer of an enabled filetype), and asks it for inline completions at the
 -- cursor. A new request cancels the one before it ($/cancelRequest), and a reply that arrives after
--- the buffer or cursor moved on is dropped. Works on Neovim 0.7 (vim.lsp.start_client) and newer.
+-- the buffer or cursor moved on is dropped. Works on Neovim 0.7 (vim.lsp.start_client) and newer
+-- (vim.lsp.start and client:method() calls from 0.11 on, where the older forms are deprecated).
+-- With the native display (Neovim 0.12+, see native.lua) Neovim sends the requests itself and only
+-- start, attach and stop are used.
 local ghost = require("ghostline.ghost")
 
 local M = {}
@@ -10,20 +13,34 @@ local pending = {} -- bufnr -> { id = request id, timer = uv timer }
 M.stats = { requests = 0, cancelled = 0, replies = 0, shown = 0, stale = 0, errors = 0 }
 M.last_error = nil
 
+local modern = vim.fn.has("nvim-0.11") == 1
+
+-- Calls a method of an LSP client object: client:name(...) from 0.11, client.name(...) before.
+local function call(c, name, ...)
+  if modern then return c[name](c, ...) end
+  return c[name](...)
+end
+M.call = call
+
 function M.client()
   return client_id and vim.lsp.get_client_by_id(client_id) or nil
 end
 
 function M.start(cfg)
   local c = M.client()
-  if c and not c.is_stopped() then return client_id end
-  client_id = vim.lsp.start_client({
+  if c and not call(c, "is_stopped") then return client_id end
+  local config = {
     name = "ghostline",
     cmd = cfg.cmd,
     root_dir = vim.loop.cwd(),
     init_options = cfg.init_options,
     on_exit = function() client_id = nil end,
-  })
+  }
+  if modern then
+    client_id = vim.lsp.start(config, { attach = false, reuse_client = function() return false end })
+  else
+    client_id = vim.lsp.start_client(config)
+  end
   return client_id
 end
 
@@ -39,7 +56,7 @@ function M.cancel(buf)
   if p.timer then p.timer:stop(); p.timer:close() end
   local c = M.client()
   if p.id and c then
-    c.cancel_request(p.id)
+    call(c, "cancel_request", p.id)
     M.stats.cancelled = M.stats.cancelled + 1
   end
   pending[buf] = nil
@@ -76,7 +93,7 @@ function M.request(buf)
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   local params = vim.lsp.util.make_position_params(win, c.offset_encoding)
   params.context = { triggerKind = 2 }
-  local ok, id = c.request("textDocument/inlineCompletion", params, function(err, result)
+  local ok, id = call(c, "request", "textDocument/inlineCompletion", params, function(err, result)
     if pending[buf] and pending[buf].id == id then pending[buf] = nil end
     M.stats.replies = M.stats.replies + 1
     if err then
@@ -124,7 +141,7 @@ end
 
 function M.stop()
   local c = M.client()
-  if c then c.stop() end
+  if c then call(c, "stop") end
   client_id = nil
 end
 

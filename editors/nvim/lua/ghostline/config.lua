@@ -7,15 +7,19 @@ M.defaults = {
   model = nil,             -- --model DIR (nil: the embedded default)
   device = nil,            -- --device auto|cpu|cuda[:N]
   filetypes = { "python", "c", "cpp", "go", "rust", "javascript", "typescript", "lua", "java" },
-  debounce_ms = 75,        -- wait after the last keystroke before asking
-  auto_trigger = true,     -- ask while typing in insert mode
-  hl_group = "Comment",    -- how the ghost text looks
+  display = "auto",        -- "auto": Neovim's vim.lsp.inline_completion where present (0.12+), else
+                           -- "extmark" (the plugin's own requests and ghost text); "native" to insist
+  debounce_ms = 75,        -- extmark display: wait after the last keystroke before asking
+  auto_trigger = true,     -- extmark display: ask while typing in insert mode (native always does)
+  hl_group = "Comment",    -- extmark display: how the ghost text looks (native: ComplHint)
   init_options = {},       -- initializationOptions sent to the server
   keymaps = {              -- insert-mode keys; false to leave a key unmapped
     accept = "<M-l>",
     accept_word = "<M-w>",
     dismiss = "<M-e>",
     trigger = "<M-\\>",
+    next = "<M-]>",        -- native display: next / previous candidate
+    prev = "<M-[>",
   },
 }
 

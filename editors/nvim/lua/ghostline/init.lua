@@ -1,15 +1,21 @@
 -- Ghostline for Neovim: `require("ghostline").setup{}` starts `ghostline lsp` for the configured
--- filetypes, asks for inline completions while typing and shows them as ghost text; keymaps accept
--- all of it, the next word, or dismiss it. Quick fixes come through vim.lsp.buf.code_action().
--- Modules: config (options), client (server + requests), ghost (extmarks), this file (wiring).
+-- filetypes and shows its inline completions while typing; keymaps accept all of it, the next
+-- word, or dismiss it. Two displays (option `display`): Neovim's own vim.lsp.inline_completion
+-- where the running Neovim has it (0.12+, native.lua), else the plugin's requests and extmark ghost
+-- text (client.lua + ghost.lua, Neovim 0.7+). Quick fixes come through vim.lsp.buf.code_action().
+-- Modules: config (options), client (server + requests), ghost (extmarks), native (0.12+), this
+-- file (wiring).
 local config = require("ghostline.config")
 local client = require("ghostline.client")
 local ghost = require("ghostline.ghost")
+local native = require("ghostline.native")
 
-local M = { config = nil, client = client, ghost = ghost }
+-- display: "native" or "extmark", chosen by setup() from the `display` option and a feature check.
+local M = { config = nil, client = client, ghost = ghost, native = native, display = nil }
 local accepting = false -- the edit an accept makes must not ask again at once
 
 function M.accept()
+  if M.display == "native" then return native.accept(0) end
   accepting = true
   local done = ghost.accept(0)
   vim.schedule(function() accepting = false end)
@@ -17,6 +23,7 @@ function M.accept()
 end
 
 function M.accept_word()
+  if M.display == "native" then return native.accept_word(vim.api.nvim_get_current_buf()) end
   accepting = true
   local done = ghost.accept_word(0)
   vim.schedule(function() accepting = false end)
@@ -24,11 +31,20 @@ function M.accept_word()
 end
 
 function M.dismiss()
-  client.cancel(vim.api.nvim_get_current_buf())
+  local buf = vim.api.nvim_get_current_buf()
+  if M.display == "native" then return native.dismiss(buf, client.client()) end
+  client.cancel(buf)
   ghost.dismiss(0)
 end
 
-function M.trigger() return client.request(0) end
+function M.trigger()
+  if M.display == "native" then return native.trigger(vim.api.nvim_get_current_buf()) end
+  return client.request(0)
+end
+
+-- The next / previous candidate (native display only: the extmark path shows the first one).
+function M.next() if M.display == "native" then native.select(0, 1) end end
+function M.prev() if M.display == "native" then native.select(0, -1) end end
 
 function M.quick_fix() vim.lsp.buf.code_action({ only = { "quickfix" } }) end
 
@@ -40,6 +56,10 @@ local function map_keys(buf, keys)
   map(keys.accept_word, M.accept_word, "Ghostline: accept next word")
   map(keys.dismiss, M.dismiss, "Ghostline: dismiss suggestion")
   map(keys.trigger, M.trigger, "Ghostline: ask for a suggestion")
+  if M.display == "native" then
+    map(keys.next, M.next, "Ghostline: next suggestion")
+    map(keys.prev, M.prev, "Ghostline: previous suggestion")
+  end
 end
 
 function M.attach(buf)
@@ -48,6 +68,10 @@ function M.attach(buf)
   client.attach(buf)
   map_keys(buf, M.config.keymaps)
   local group = vim.api.nvim_create_augroup("ghostline_buf_" .. buf, { clear = true })
+  if M.display == "native" then
+    native.enable(buf) -- Neovim asks while typing and draws the suggestion
+    return true
+  end
   if M.config.auto_trigger then
     vim.api.nvim_create_autocmd("TextChangedI", { group = group, buffer = buf, callback = function()
       if not accepting then client.request_debounced(buf, M.config.debounce_ms) end
@@ -62,6 +86,7 @@ end
 
 function M.setup(opts)
   M.config = config.merge(opts)
+  M.display = native.choose(M.config.display)
   ghost.hl_group = M.config.hl_group
   local group = vim.api.nvim_create_augroup("ghostline", { clear = true })
   vim.api.nvim_create_autocmd("FileType", { group = group, pattern = M.config.filetypes, callback = function(ev)
