@@ -3,8 +3,11 @@
 // talking to the real `ghostline lsp` with the embedded model. It opens a Python file, types,
 // waits for the server's ghost text, accepts the next words and the rest of the line (our
 // commands, Ctrl+Right and Ctrl+Down), saves and checks the file on disk; checks the status bar
-// (model, device, latency), toggling, the log, and that a syntax error offers "Fix with
-// Ghostline" quick fixes.
+// (model, device, latency), toggling, the log, that a syntax error offers "Fix with Ghostline"
+// quick fixes, and applies one: a file from the quick-fix corpus with a missing colon, the fix
+// picked in the light-bulb menu (Ctrl+.), and the editor's text must become the file with exactly
+// the edit the server sent (read from the language client's own JSON trace of codeAction/resolve,
+// in the Ghostline log at trace level) applied, the error gone.
 //
 //   node e2e.test.js --binary build/ghostline --vsix ghostline.vsix --out DIR
 // Exit 77 (skip) only when Chromium is missing. Writes DIR/vscode-ghost-text.png (DIR/failure.png
@@ -53,6 +56,11 @@ const pySource = [
   "def std(values):", "",
 ].join("\n");
 fs.writeFileSync(pyFile, pySource);
+// For the quick fix: the corpus's missing-colon case (the embedded model fixes it with greedy
+// decoding; bench/quickfix).
+const fixFile = path.join(dirs.ws, "circle.py");
+const fixSource = fs.readFileSync(path.join(__dirname, "..", "..", "fixtures", "fixes", "py_missing_colon_1.py"), "utf8");
+fs.writeFileSync(fixFile, fixSource);
 fs.mkdirSync(path.join(dirs.data, "User"), { recursive: true });
 fs.writeFileSync(path.join(dirs.data, "User", "settings.json"), JSON.stringify({
   "ghostline.binary": path.resolve(args.binary),
@@ -74,6 +82,9 @@ fs.writeFileSync(path.join(dirs.data, "User", "settings.json"), JSON.stringify({
   "editor.quickSuggestions": { other: false, comments: false, strings: false },
   "editor.suggestOnTriggerCharacters": false,
   "editor.wordBasedSuggestions": "off",
+  // The language client traces every message as one JSON line into the Ghostline log (which the
+  // page URL puts at trace level): how the test learns the edit a quick fix carries.
+  "ghostline.trace.server": { verbosity: "verbose", format: "json" },
 }, null, 2));
 
 const install = spawnSync(process.execPath, [codeServer, "--extensions-dir", dirs.ext, "--user-data-dir", dirs.data, "--install-extension", path.resolve(args.vsix)], { env, encoding: "utf8" });
@@ -171,10 +182,59 @@ function savedLines() {
   return fs.readFileSync(pyFile, "utf8").split("\n");
 }
 
-async function save(page) {
-  const before = fs.statSync(pyFile).mtimeMs;
+async function save(page, file = pyFile) {
+  const before = fs.statSync(file).mtimeMs;
   await page.keyboard.press("Control+S");
-  await waitFor("the file to be saved", () => fs.statSync(pyFile).mtimeMs !== before, 10000);
+  await waitFor("the file to be saved", () => fs.statSync(file).mtimeMs !== before, 10000);
+}
+
+// Opens a workspace file through Quick Open and waits until the editor shows `line`.
+async function openFile(page, name, line) {
+  await page.keyboard.press("Control+P");
+  await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+  await page.keyboard.type(name);
+  await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${name}"]`, { timeout: 15000 });
+  await page.keyboard.press("Enter");
+  await waitFor(`${name} in the editor`, async () => (await documentLines(page).catch(() => [])).includes(line), 20000);
+}
+
+// The language client's JSON trace (vscode-languageclient, "ghostline.trace.server" format json):
+// the messages it logged to the Ghostline channel, in order, as { type, message }.
+function clientTrace() {
+  const messages = [];
+  for (const f of listFiles(path.join(dirs.data, "logs")).filter((f) => /Ghostline\.log$/.test(f))) {
+    for (const line of fs.readFileSync(f, "utf8").split("\n")) {
+      const at = line.indexOf('{"isLSPMessage"');
+      if (at < 0) continue;
+      try {
+        messages.push(JSON.parse(line.slice(at)));
+      } catch {
+        // a line cut by a write in progress
+      }
+    }
+  }
+  return messages;
+}
+
+// The result of the last request of `method` that has been answered, from the trace.
+function lastResult(method) {
+  const trace = clientTrace();
+  const sent = trace.filter((m) => m.type === "send-request" && m.message.method === method).map((m) => m.message.id);
+  for (const id of sent.reverse()) {
+    const reply = trace.find((m) => m.type === "receive-response" && m.message.id === id);
+    if (reply) return reply.message;
+  }
+  return null;
+}
+
+// LSP text edits (UTF-16 positions, as JavaScript strings count) applied to text.
+function applyEdits(text, edits) {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === "\n") starts.push(i + 1);
+  const offset = (p) => Math.min(starts[p.line] ?? text.length, text.length) + p.character;
+  const sorted = [...edits].sort((a, b) => offset(b.range.start) - offset(a.range.start));
+  for (const e of sorted) text = text.slice(0, offset(e.range.start)) + e.newText + text.slice(offset(e.range.end));
+  return text;
 }
 
 // ---- the test ----
@@ -203,20 +263,16 @@ function listFiles(dir) {
 }
 
 async function run(page) {
-  const url = `http://127.0.0.1:${await port}/?folder=${encodeURIComponent(dirs.ws)}`;
+  // payload logLevel: the Ghostline log channel at trace level (VS Code's --log EXTENSION:LEVEL).
+  const payload = JSON.stringify([["logLevel", "ghostline.ghostline:trace"]]);
+  const url = `http://127.0.0.1:${await port}/?folder=${encodeURIComponent(dirs.ws)}&payload=${encodeURIComponent(payload)}`;
   log(`code-server at ${url}`);
   await page.goto(url);
   await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
   const started = await waitFor("the Ghostline status-bar item", async () => { const s = await statusText(page); return /Ghostline/.test(s) && s; }, 60000);
   log(`workbench up; status bar: ${JSON.stringify(started)}`);
 
-  // Open stats.py through Quick Open.
-  await page.keyboard.press("Control+P");
-  await page.waitForSelector(".quick-input-widget input", { state: "visible" });
-  await page.keyboard.type("stats.py");
-  await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="stats.py"]', { timeout: 15000 });
-  await page.keyboard.press("Enter");
-  await waitFor("stats.py in the editor", async () => (await documentLines(page).catch(() => [])).includes("def std(values):"), 20000);
+  await openFile(page, "stats.py", "def std(values):");
   log("stats.py open");
 
   // Type the body of std() and wait for the server's suggestion (the first one loads the model).
@@ -298,6 +354,51 @@ async function run(page) {
   log(`quick fix offered: ${JSON.stringify((await fix.innerText()).trim())}`);
   await page.keyboard.press("Escape");
 
+  // Apply a quick fix: circle.py lacks the colon after `def circle_area(radius)` (line 4).
+  const fixLines = fixSource.split("\n");
+  const errorLine = fixLines.findIndex((l) => l.startsWith("def circle_area(radius)"));
+  check(errorLine >= 0 && !fixLines[errorLine].endsWith(":"), "the corpus file still has its missing colon");
+  await openFile(page, "circle.py", fixLines[errorLine]);
+  await page.waitForSelector(".editor-instance .squiggly-error", { timeout: 20000 });
+  await page.keyboard.press("Control+G");  // go to the line of the error
+  await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+  await page.keyboard.type(String(errorLine + 1));
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Control+.");
+  const row = await page.waitForSelector('.action-widget .monaco-list-row:has-text("Fix with Ghostline")', { timeout: 20000 });
+  const title = (await row.innerText()).trim();
+  // Keyboard, as a person would: move the focus to our row, Enter. VS Code then asks the server to
+  // resolve the action (the model writes the fix) and applies its edit.
+  const focused = '.action-widget .monaco-list-row.focused:has-text("Fix with Ghostline")';
+  for (let i = 0; i < 10 && !(await page.locator(focused).count()); i++) await page.keyboard.press("ArrowDown");
+  check(await page.locator(focused).count(), "the Ghostline quick fix could not be focused in the menu");
+  await page.keyboard.press("Enter");
+  log(`quick fix picked: ${JSON.stringify(title)}`);
+  const changed = await waitFor("the quick fix's edit in the editor", async () => {
+    const now = await documentLines(page);
+    return now.join("\n") !== fixLines.slice(0, now.length).join("\n") && now;
+  }, 30000);
+  const resolved = await waitFor("codeAction/resolve's reply in the client's trace", async () => lastResult("codeAction/resolve"), 10000);
+  check(!resolved.error, `codeAction/resolve failed: ${JSON.stringify(resolved.error)}`);
+  const action = resolved.result;
+  check(action && action.title === title, `the resolved action is ${JSON.stringify(action && action.title)}, the menu showed ${JSON.stringify(title)}`);
+  const uri = Object.keys(action.edit?.changes ?? {})[0];
+  check(uri && decodeURIComponent(new URL(uri).pathname) === fixFile, `the fix edits ${uri}, expected ${fixFile}`);
+  const edits = action.edit.changes[uri];
+  log(`the server's edit: ${JSON.stringify(edits)}`);
+  const fixed = applyEdits(fixSource, edits);
+  check(fixed !== fixSource, "the fix changes the text");
+  const fixedLines = fixed.split("\n");
+  await waitFor(`the editor to read the file with the server's edit applied: ${JSON.stringify(fixedLines)}, got ${JSON.stringify(changed)}`,
+    async () => JSON.stringify(await documentLines(page)) === JSON.stringify(fixedLines), 10000);
+  await save(page, fixFile);
+  check(fs.readFileSync(fixFile, "utf8") === fixed, `circle.py on disk: ${JSON.stringify(fs.readFileSync(fixFile, "utf8"))}, expected ${JSON.stringify(fixed)}`);
+  await waitFor("the syntax error to be gone", async () => (await page.locator(".editor-instance .squiggly-error").count()) === 0, 20000);
+  const corpusFixed = fs.readFileSync(path.join(__dirname, "..", "..", "fixtures", "fixes", "py_missing_colon_1.fixed.py"), "utf8");
+  log(`quick fix applied: line ${errorLine + 1} now ${JSON.stringify(fixedLines[errorLine])}; ` +
+      `${fixed === corpusFixed ? "the same as" : "differs from"} the corpus's fixed file`);
+
   // Toggle completions off and on: the status bar follows.
   await command(page, "Ghostline: Toggle Completions");
   await waitFor("the status bar to show completions off", async () => !/ · /.test(await statusText(page)), 10000);
@@ -306,9 +407,18 @@ async function run(page) {
   log("toggled off and on");
 
   // The log shows the server's own lines.
+  // The log shows the server's own lines. The client's trace (see the settings) fills it, and the
+  // view shows its end: find the model-load line with the log view's find widget.
   await command(page, "Ghostline: Show Log");
+  const logView = ".part.panel .monaco-editor";
+  await page.waitForSelector(logView, { timeout: 10000 });
+  await page.locator(logView).first().click();
+  await page.keyboard.press("Control+F");
+  await page.waitForSelector(".part.panel .find-widget.visible", { timeout: 10000 });
+  await page.keyboard.type("loaded on");
+  await page.keyboard.press("Enter");
   await waitFor("the server's model-load line in the Ghostline log", async () =>
-    page.evaluate(() => /loaded\son/.test(document.querySelector(".part.panel")?.textContent ?? "")), 15000);
+    page.evaluate((v) => /loaded\son/.test(document.querySelector(`${v} .view-lines`)?.textContent ?? ""), logView), 15000);
   log("log shows the server's lines");
 }
 
