@@ -4,14 +4,28 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "engine/cuda/cuda_model_impl.h"
 #include "kernels/blas.h"
+#include "kernels/decode_fused.h"
+#include "kernels/mla_decode.h"
 
 namespace ghostline::engine::cuda {
 
 namespace {
 const uint8_t* byte_at(const void* p, int64_t elems, DType dt) { return static_cast<const uint8_t*>(p) + elems * kernels::dtype_size(dt); }
+
+// Decode path of a layer with a router: the norm after attention and the router logits in one
+// kernel (rmsnorm_router), the residual add of the attention output deferred to the norm after
+// the experts. GHOSTLINE_FUSE_ROUTER=0 keeps them apart (for comparisons).
+bool fuse_norm_router(bool decode, const DeviceLayer& L, const float* x, const float* delta, int D) {
+  static const bool on = [] {
+    const char* e = std::getenv("GHOSTLINE_FUSE_ROUTER");
+    return !(e && e[0] == '0');
+  }();
+  return on && decode && L.E > 0 && kernels::rmsnorm_router_fits(x, delta, D, L.router);
+}
 }  // namespace
 
 kernels::RouteParams CudaModel::route_params(const DeviceLayer& L) const {
@@ -62,11 +76,12 @@ Expected<void> CudaModel::layers(const Ctx& c) {
     const DeviceLayer& L = w_.layers[l];
     auto a = cfg_.is_mla() ? attention_mla(c, l) : attention_gqa(c, l);
     if (!a) return a;
-    kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
+    const bool fused = fuse_norm_router(c.decode, L, ws.x, ws.delta, D);  // then ffn norms and routes in one kernel
+    if (!fused) kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
     if (auto f = ffn(c, l); !f) return f;
     kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
     const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
-    kernels::residual_rmsnorm(ws.x, nullptr, sum, next, eps, ws.h, T, D, stream_);
+    kernels::residual_rmsnorm(ws.x, fused ? ws.delta : nullptr, sum, next, eps, ws.h, T, D, stream_);
   }
   kernels::gather_rows(ws.h, D, ws.rows(), c.R, D, ws.hfinal, D, stream_);
   Ctx head = c;
@@ -161,10 +176,9 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.n_kvh = 1, a.G = H, a.dk = r + p, a.dv = r;
     a.n_splits = kernels::attention_splits(n_list, 1, cfg_.max_position);
     a.min_per_split = 32;  // short contexts use fewer splits (less to merge); 2K positions still 64 splits
-    kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
     // W_vb of head h: rows n .. n+v of its kv_b block.
-    kernels::attn_combine(a, place(ws), byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r, r, vd, ws.attn,
-                          static_cast<int64_t>(H) * vd, stream_);
+    kernels::mla_decode(a, kv_view(l, ws), place(ws), byte_at(L.kv_b.p, static_cast<int64_t>(n) * r, dt_), dt_, static_cast<int64_t>(n + vd) * r,
+                        r, vd, ws.attn, static_cast<int64_t>(H) * vd, stream_);
   } else {
     const int Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
     a.q = ws.qkv;
@@ -275,7 +289,10 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   const float* logits = nullptr;
   if (L.E > 0) {
     // Router logits [T, E] in float32 over many blocks (the routing kernel then only picks).
-    if (c.decode) {
+    if (fuse_norm_router(c.decode, L, ws.x, ws.delta, D)) {
+      kernels::rmsnorm_router(ws.x, ws.delta, L.post_norm, static_cast<float>(cfg_.rms_norm_eps), ws.h, T, D, L.router, L.E,
+                              ws.router_logits, stream_);
+    } else if (c.decode) {
       kernels::Skinny r;
       r.w = L.router, r.wt = DType::F32, r.ldw = D;
       r.x = ws.h, r.ldx = D;

@@ -12,6 +12,8 @@
 #include "engine/model/rope.h"
 #include "kernels/blas.h"
 #include "kernels/kernels.h"
+#include "kernels/decode_fused.h"
+#include "kernels/mla_decode.h"
 #include "tests/gpu/gpu_check.h"
 
 namespace ghostline::gpu_test {
@@ -88,6 +90,27 @@ void residual_rmsnorm_case(Report& rep, Rng& rng) {
   const auto err = device_error();
   rep.check("residual_rmsnorm: x += delta + MoE sum", rel_err(dx.download(), rx), 1e-6, err);
   rep.check("residual_rmsnorm: h = rmsnorm(x) * w", rel_err(dh.download(), rh), 1e-5, err);
+}
+
+// The decode step's fused norm + router logits (decode_fused.cu): h and logits against the CPU
+// rmsnorm and dot products; x must be left as it was.
+void rmsnorm_router_case(Report& rep, Rng& rng, int T, int D, int E) {
+  auto x = rng.normal(static_cast<size_t>(T) * D), delta = rng.normal(static_cast<size_t>(T) * D), w = rng.normal(D);
+  auto router = rng.normal(static_cast<size_t>(E) * D, 1.0f / std::sqrt(static_cast<float>(D)));
+  Dev<float> dx(x), dd(delta), dw(w), dr(router), dh(static_cast<size_t>(T) * D), dl(static_cast<size_t>(T) * E);
+  kernels::rmsnorm_router(dx.p, dd.p, dw.p, 1e-6f, dh.p, T, D, dr.p, E, dl.p, nullptr);
+  const auto err = device_error();
+  std::vector<float> rh(static_cast<size_t>(T) * D), rl(static_cast<size_t>(T) * E);
+  for (int t = 0; t < T; ++t) {
+    std::vector<float> v(D);
+    for (int i = 0; i < D; ++i) v[i] = x[t * D + i] + delta[t * D + i];
+    cpu::rmsnorm(v.data(), w.data(), D, 1e-6f, rh.data() + static_cast<int64_t>(t) * D);
+    for (int e = 0; e < E; ++e) rl[t * E + e] = cpu::dot_f32(router.data() + static_cast<int64_t>(e) * D, rh.data() + t * D, D);
+  }
+  const std::string name = "rmsnorm_router T=" + std::to_string(T) + " D=" + std::to_string(D) + " E=" + std::to_string(E);
+  rep.check(name + ": h", rel_err(dh.download(), rh), 1e-6, err);
+  rep.check(name + ": logits", rel_err(dl.download(), rl), 1e-5, err);
+  rep.check(name + ": x unchanged", rel_err(dx.download(), x), 0.0, err);
 }
 
 void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch, bool bias) {
@@ -267,7 +290,7 @@ void gqa_prep_case(Report& rep, Rng& rng, bool qk_norm) {
 // Decode attention of listed tokens against the CPU loop the CPU model uses.
 void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, int Hkv, int d_or_r, int p, int vd, DType dt,
                     const std::vector<int>& lengths, const std::vector<int32_t>& tok_seq, const std::vector<int>& tok_pos,
-                    const std::vector<int32_t>& list, int min_per_split = 1) {
+                    const std::vector<int32_t>& list, int min_per_split = 1, bool fused = false) {
   const int T = static_cast<int>(tok_seq.size()), L = static_cast<int>(list.size());
   const int G = mla ? H : H / Hkv, n_kvh = mla ? 1 : Hkv;
   const int dk = mla ? d_or_r + p : d_or_r, dv = mla ? d_or_r : d_or_r;
@@ -292,10 +315,18 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   a.part_o = part_o.p, a.part_ml = part_ml.p;
   const int dout = mla ? vd : dv;
   Dev<float> out(static_cast<size_t>(T) * H * dout);
-  kernels::attn_decode(a, cache.view(), {dseq.p, dpos.p}, nullptr);
-  kernels::attn_combine(a, {dseq.p, dpos.p}, mla ? Wvb.dev() : nullptr, dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p,
-                        static_cast<int64_t>(H) * dout,
-                        nullptr);
+  const std::string name = std::string(fused ? "mla_decode (fused): " : "attn_decode + attn_combine: ") + label;
+  if (fused) {
+    // The fused kernels must take this shape (mla_decode would otherwise fall back silently).
+    rep.expect(name + ": takes the fused kernels",
+               kernels::mla_decode_fused(a, cache.view(), Wvb.dev(), dt, static_cast<int64_t>(vd) * dv, dv));
+    kernels::mla_decode(a, cache.view(), {dseq.p, dpos.p}, Wvb.dev(), dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p,
+                        static_cast<int64_t>(H) * dout, nullptr);
+  } else {
+    kernels::attn_decode(a, cache.view(), {dseq.p, dpos.p}, nullptr);
+    kernels::attn_combine(a, {dseq.p, dpos.p}, mla ? Wvb.dev() : nullptr, dt, static_cast<int64_t>(vd) * dv, dv, dout, out.p,
+                          static_cast<int64_t>(H) * dout, nullptr);
+  }
   const auto err = device_error();
   auto got = out.download();
   double worst = 0;
@@ -323,7 +354,7 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
       worst = std::max(worst, rel_err(got.data() + (static_cast<int64_t>(t) * H + h) * dout, ref.data(), dout));
     }
   }
-  rep.check(std::string("attn_decode + attn_combine: ") + label, worst, 2e-5, err);
+  rep.check(name, worst, 2e-5, err);
 }
 
 void causal_softmax_case(Report& rep, Rng& rng) {
@@ -477,6 +508,9 @@ void run_op_checks(Report& rep, uint64_t seed) {
   embed_case(rep, rng, DType::BF16);
   embed_case(rep, rng, DType::F32);
   residual_rmsnorm_case(rep, rng);
+  rmsnorm_router_case(rep, rng, 1, 2048, 64);
+  rmsnorm_router_case(rep, rng, 3, 4096, 128);
+  rmsnorm_router_case(rep, rng, 2, 8192 - 4, 20);
   for (DType dt : {DType::BF16, DType::F32}) {
     skinny_case(rep, rng, dt, 1, 2048, 2048, 1, false);
     skinny_case(rep, rng, dt, 3, 3648, 2048, 1, true);
@@ -498,6 +532,15 @@ void run_op_checks(Report& rep, uint64_t seed) {
                  {0, 1, 0}, {39, 4, 20}, {2, 0});
   attention_case(rep, rng, "MLA r=512, at least 64 positions a split", true, 16, 1, 512, 64, 128, DType::BF16, {1000, 70},
                  {0, 1, 0}, {999, 69, 3}, {0, 1, 2}, 64);
+  // The fused MLA kernels (mla_decode.cu): 3xTF32 tensor-core products, float32 tolerance.
+  attention_case(rep, rng, "r=512 p=64 16 heads, bf16 W_vb, 2 tiles a split", true, 16, 1, 512, 64, 128, DType::BF16, {300, 2049},
+                 {0, 0, 1, 1}, {298, 299, 7, 2048}, {0, 1, 2, 3}, 1, true);
+  attention_case(rep, rng, "r=32 p=8 4 heads, f32 W_vb, listed subset", true, 4, 1, 32, 8, 16, DType::F32, {40, 5}, {0, 1, 0},
+                 {39, 4, 20}, {2, 0}, 1, true);
+  attention_case(rep, rng, "r=512, one token, 17 tiles a split (online softmax)", true, 16, 1, 512, 64, 128, DType::BF16, {3001},
+                 {0}, {3000}, {0}, 520, true);
+  attention_case(rep, rng, "r=256 p=32 40 heads (3 head groups), 2K, batch 1", true, 40, 1, 256, 32, 64, DType::BF16, {2048},
+                 {0}, {2047}, {0}, 32, true);
   attention_case(rep, rng, "GQA 32 heads / 4 KV, at least 32 positions a split", false, 32, 4, 128, 0, 0, DType::F32, {500}, {0},
                  {499}, {0}, 32);
   attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1}, {999, 16}, {0, 1});
