@@ -6,6 +6,13 @@
 
 namespace ghostline::kernels {
 
+namespace {
+thread_local const char* g_label = nullptr;
+}  // namespace
+
+GemmLabel::GemmLabel(const char* label) : prev(g_label) { g_label = label; }
+GemmLabel::~GemmLabel() { g_label = prev; }
+
 void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
           DType dt, float* C, int64_t ldc, float alpha, float beta, const GemmBatch& batch) {
   if (M <= 0 || N <= 0 || K <= 0 || batch.count <= 0) return;
@@ -23,11 +30,26 @@ void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda
                                     static_cast<int>(lda), batch.stride_a, &beta, C, CUDA_R_32F, static_cast<int>(ldc),
                                     batch.stride_c, batch.count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   }
-  if (t0) timing_stop(t0, nullptr, batch.count == 1 ? "cublas gemm" : "cublas gemm (batched)", stream);
+  if (t0) timing_stop(t0, nullptr, g_label ? g_label : batch.count == 1 ? "cublas gemm" : "cublas gemm (batched)", stream);
   if (st != CUBLAS_STATUS_SUCCESS) {
     // Reported through the same channel as launch errors, with cuBLAS's own status name.
     check_launch(cudaErrorUnknown, (std::string(__FILE__) + " (cuBLAS " + cublasGetStatusName(st) + ")").c_str(), __LINE__);
   }
+}
+
+void gemm_bf16_out(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
+                   void* C, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const float alpha = 1.0f, beta = 0.0f;
+  cudaStream_t stream = nullptr;
+  cublasGetStream(handle, &stream);
+  cudaEvent_t t0 = timing_start(stream);
+  const cublasStatus_t st = cublasGemmEx(handle, b_is_nk ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF,
+                                         static_cast<int>(ldb), A, CUDA_R_16BF, static_cast<int>(lda), &beta, C, CUDA_R_16BF,
+                                         static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (t0) timing_stop(t0, nullptr, g_label ? g_label : "cublas gemm (bf16 out)", stream);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    check_launch(cudaErrorUnknown, (std::string(__FILE__) + " (cuBLAS " + cublasGetStatusName(st) + ")").c_str(), __LINE__);
 }
 
 }  // namespace ghostline::kernels

@@ -19,4 +19,19 @@ struct GemmBatch {
 void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
           DType dt, float* C, int64_t ldc, float alpha = 1.0f, float beta = 0.0f, const GemmBatch& batch = {});
 
+// As gemm with bf16 A and B, C written in bf16 (float32 accumulation, rounded once): operands
+// of a later tensor-core kernel (the prefill attention's expanded keys and values).
+void gemm_bf16_out(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
+                   void* C, int64_t ldc);
+
+// While one lives, the per-kernel timing (set_kernel_timing) names this thread's products
+// `label` (a string literal) instead of "cublas gemm": the benchmark's prefill table by phase.
+struct GemmLabel {
+  const char* prev;
+  explicit GemmLabel(const char* label);
+  ~GemmLabel();
+  GemmLabel(const GemmLabel&) = delete;
+  GemmLabel& operator=(const GemmLabel&) = delete;
+};
+
 }  // namespace ghostline::kernels

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
 
     // Where the time goes: a batch-1 decode step (eager launches) and a 2,048-token prefill, with
     // CUDA events around every kernel and cuBLAS call.
-    auto table = [&](const char* what, int steps, const std::function<void()>& run) {
+    auto table = [&](const char* what, int steps, const std::function<void()>& run, size_t max_rows = 14) {
       kernels::set_kernel_timing(true);
       run();
       auto kt = kernels::kernel_times();
@@ -291,7 +292,7 @@ int main(int argc, char** argv) {
       std::printf("  %s: %.3f ms of kernels per step\n", what, total / steps);
       nlohmann::json rows;
       for (size_t i = 0; i < kt.size(); ++i) {
-        if (i < 14) std::printf("    %8.3f ms  %5.1f calls  %s\n", kt[i].ms / steps, static_cast<double>(kt[i].calls) / steps, kt[i].name.c_str());
+        if (i < max_rows) std::printf("    %8.3f ms  %5.1f calls  %s\n", kt[i].ms / steps, static_cast<double>(kt[i].calls) / steps, kt[i].name.c_str());
         rows.push_back({{"kernel", kt[i].name}, {"ms_per_step", kt[i].ms / steps}, {"calls_per_step", static_cast<double>(kt[i].calls) / steps}});
       }
       return rows;
@@ -324,7 +325,35 @@ int main(int argc, char** argv) {
         s.block_table = blocks(0, 2048);
         sb.seqs.push_back(s);
         b.run(sb);
-      });
+      }, 24);
+    }
+    if (variants && prefill_max >= 2048) {
+      // Time to first token at 2,048 with each tensor-core prefill kernel turned off (the
+      // variables are read at every step): what each one brings, measured in one process.
+      auto ttft = [&] {
+        StepBatch sb;
+        for (int i = 0; i < 2048; ++i) sb.tokens.push_back(b.token());
+        SequenceStep s;
+        s.n_new = 2048;
+        s.block_table = blocks(0, 2048);
+        sb.seqs.push_back(s);
+        b.run(sb);
+        std::vector<double> t;
+        for (int r = 0; r < std::max(3, reps / 5); ++r) t.push_back(b.run(sb));
+        return median(t);
+      };
+      const double both = ttft();
+      setenv("GHOSTLINE_PREFILL_FLASH", "0", 1);
+      const double no_flash = ttft();
+      setenv("GHOSTLINE_GROUPED_GEMM", "0", 1);
+      const double neither = ttft();
+      M["kernels_prefill_2048_cublas_paths"] = table("prefill 2048, cuBLAS attention and experts, per kernel", 1 + std::max(3, reps / 5), [&] { ttft(); }, 24);
+      unsetenv("GHOSTLINE_PREFILL_FLASH");
+      const double no_grouped = ttft();
+      unsetenv("GHOSTLINE_GROUPED_GEMM");
+      std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms\n", both,
+                  no_flash, no_grouped, neither);
+      M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither}};
     }
 
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.
@@ -347,9 +376,10 @@ int main(int argc, char** argv) {
     for (int k = 1; k <= 8; ++k) M["verify"].push_back({{"k", k}, {"ms", median(vt[k])}, {"ratio_to_k1", median(vt[k]) / median(vt[1])}});
     const auto st = cuda::cuda_model_stats(m);
     M["graphs"] = {{"captures", st.graph_captures}, {"replays", st.graph_replays}, {"error", st.graph_error}};
-    M["prefill_moe_layers"] = {{"padded", st.moe_padded_layers}, {"exact", st.moe_exact_layers}};
-    std::printf("  prefill expert layers: %lld padded batches, %lld exact per-expert products\n",
-                static_cast<long long>(st.moe_padded_layers), static_cast<long long>(st.moe_exact_layers));
+    M["prefill_moe_layers"] = {{"padded", st.moe_padded_layers}, {"exact", st.moe_exact_layers}, {"grouped", st.moe_grouped_layers}};
+    std::printf("  prefill expert layers: %lld padded batches, %lld exact per-expert products, %lld grouped kernels\n",
+                static_cast<long long>(st.moe_padded_layers), static_cast<long long>(st.moe_exact_layers),
+                static_cast<long long>(st.moe_grouped_layers));
     if (!st.graph_error.empty()) std::printf("  CUDA graphs were turned off: %s\n", st.graph_error.c_str());
     J["models"].push_back(M);
     loaded->reset();

@@ -8,6 +8,7 @@
 
 #include "engine/cuda/cuda_model_impl.h"
 #include "kernels/blas.h"
+#include "kernels/prefill.h"
 #include "kernels/decode_fused.h"
 #include "kernels/mla_decode.h"
 
@@ -16,14 +17,18 @@ namespace ghostline::engine::cuda {
 namespace {
 const uint8_t* byte_at(const void* p, int64_t elems, DType dt) { return static_cast<const uint8_t*>(p) + elems * kernels::dtype_size(dt); }
 
+// The tensor-core prefill kernels (bf16 weights) are on unless the variable says "0"; read at
+// every step so that a benchmark can compare both ways in one process.
+bool env_on(const char* name) {
+  const char* e = std::getenv(name);
+  return !(e && e[0] == '0');
+}
+
 // Decode path of a layer with a router: the norm after attention and the router logits in one
 // kernel (rmsnorm_router), the residual add of the attention output deferred to the norm after
 // the experts. GHOSTLINE_FUSE_ROUTER=0 keeps them apart (for comparisons).
 bool fuse_norm_router(bool decode, const DeviceLayer& L, const float* x, const float* delta, int D) {
-  static const bool on = [] {
-    const char* e = std::getenv("GHOSTLINE_FUSE_ROUTER");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_on("GHOSTLINE_FUSE_ROUTER");
   return on && decode && L.E > 0 && kernels::rmsnorm_router_fits(x, delta, D, L.router);
 }
 }  // namespace
@@ -86,6 +91,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
   kernels::gather_rows(ws.h, D, ws.rows(), c.R, D, ws.hfinal, D, stream_);
   Ctx head = c;
   head.decode = c.decode || c.R <= 16;  // a few rows: the skinny kernel reads lm_head once, in float32
+  kernels::GemmLabel label("cublas: lm_head");
   linear(head, w_.lm_head, nullptr, ws.hfinal, D, c.R, ws.logits, cfg_.vocab_size);
   return ok();
 }
@@ -93,6 +99,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
 // ---- attention -------------------------------------------------------------------------------
 
 Expected<void> CudaModel::attention_mla(const Ctx& c, int l) {
+  kernels::GemmLabel label("cublas: attention projections");
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, H = cfg_.n_heads;
@@ -142,6 +149,7 @@ Expected<void> CudaModel::attention_mla(const Ctx& c, int l) {
 }
 
 Expected<void> CudaModel::attention_gqa(const Ctx& c, int l) {
+  kernels::GemmLabel label("cublas: attention projections");
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
@@ -216,6 +224,47 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
     off += (bytes + 255) / 256 * 256;
     return o;
   };
+  const int64_t tok_out = static_cast<int64_t>(H) * dvh;  // row stride of ws.attn
+  if (dt_ == DType::BF16 && kernels::prefill_attention_supported(mla ? n : d, dk, dvh) && env_on("GHOSTLINE_PREFILL_FLASH")) {
+    // Fused attention (kernels/prefill_attention.cu) over bf16 keys and values: the sequence's
+    // cache rows in bf16 [N, kv_dim] | MLA: kv_b_proj of the latent, bf16 [N, H (n+v)].
+    const int64_t o_c = carve(static_cast<int64_t>(N) * kv_dim * 2);
+    const int64_t o_x = mla ? carve(static_cast<int64_t>(N) * H * (n + vd) * 2) : 0;
+    if (off > attn_scratch_.bytes()) {
+      CUDA_TRY(cudaStreamSynchronize(stream_));  // the old scratch may still be in use
+      if (auto a = attn_scratch_.alloc(off); !a) return a;
+    }
+    uint8_t* base = attn_scratch_.get<uint8_t>();
+    auto* cache = reinterpret_cast<uint16_t*>(base + o_c);
+    kernels::gather_cache_bf16(kv, seq, N, cache, stream_);
+    kernels::FlashAttention fa;
+    if (mla) {
+      auto* x = reinterpret_cast<uint16_t*>(base + o_x);
+      const int64_t ld_x = static_cast<int64_t>(H) * (n + vd);
+      {
+        kernels::GemmLabel label("cublas: attention kv_b expansion");
+        kernels::gemm_bf16_out(blas_, N, H * (n + vd), r, cache, kv_dim, L.kv_b.p, r, true, x, ld_x);
+      }
+      const float* q = cfg_.q_lora_rank > 0 ? ws.q : ws.qkv;
+      const int64_t ld_q = cfg_.q_lora_rank > 0 ? static_cast<int64_t>(H) * (n + p) : qkv_rows();
+      fa.q = q + t0 * ld_q, fa.ldq = ld_q, fa.q_head_stride = n + p;
+      fa.k1 = x, fa.ldk1 = ld_x, fa.k1_head_stride = n + vd;
+      fa.k2 = cache + r, fa.ldk2 = kv_dim, fa.k2_head_stride = 0;
+      fa.v = x + n, fa.ldv = ld_x, fa.v_head_stride = n + vd;
+      fa.dk1 = n, fa.dk = n + p, fa.dv = vd, fa.G = 1;
+    } else {
+      const int64_t ld_q = qkv_rows();
+      fa.q = ws.qkv + t0 * ld_q, fa.ldq = ld_q, fa.q_head_stride = d;
+      fa.k1 = cache, fa.ldk1 = kv_dim, fa.k1_head_stride = d;
+      fa.v = cache + static_cast<int64_t>(Hkv) * d, fa.ldv = kv_dim, fa.v_head_stride = d;
+      fa.dk1 = d, fa.dk = d, fa.dv = d, fa.G = H / Hkv;
+    }
+    fa.out = ws.attn + t0 * tok_out, fa.ldo = tok_out, fa.o_head_stride = dvh;
+    fa.H = H, fa.Tn = Tn, fa.P0 = P0, fa.scale = softmax_scale_;
+    kernels::prefill_attention(fa, stream_);
+    return ok();
+  }
+  kernels::GemmLabel label("cublas: attention kv_b, scores, values");
   const int64_t o_rows = carve(static_cast<int64_t>(N) * kv_dim * 4);
   const int64_t o_lat = mla ? carve(static_cast<int64_t>(N) * r * es) : 0;
   const int64_t o_exp = mla ? carve(static_cast<int64_t>(N) * H * (n + vd) * 4) : 0;
@@ -236,7 +285,6 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
   float* S = reinterpret_cast<float*>(base + o_s);
   void* P = base + o_p;
   kernels::gather_cache(kv, seq, N, rows, stream_);
-  const int64_t tok_out = static_cast<int64_t>(H) * dvh;  // row stride of ws.attn
   if (mla) {
     void* lat = base + o_lat;
     float* expd = reinterpret_cast<float*>(base + o_exp);
@@ -282,6 +330,7 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
 // ---- feed-forward ----------------------------------------------------------------------------
 
 Expected<void> CudaModel::ffn(const Ctx& c, int l) {
+  kernels::GemmLabel label("cublas: router, experts");
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
@@ -316,6 +365,43 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     moe_out_ = ws.pair_out;
     return ok();
   }
+  const int es = kernels::dtype_size(dt_);
+  if (dt_ == DType::BF16 && kernels::grouped_gemm_supported(I, D) && kernels::grouped_gemm_supported(D, I) &&
+      env_on("GHOSTLINE_GROUPED_GEMM")) {
+    // Prefill, grouped (kernels/grouped_gemm.cu): every token of a prefill step is real, so the
+    // step has P = T KP pairs; the tiles of each expert's rows are listed on the device and two
+    // launches do every expert, SiLU(gate) * up fused into the first. No host synchronisation.
+    // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 [P, D] | tiles.
+    const int P = T * KP, max_tiles = kernels::moe_max_tiles(P, X);
+    auto up = [](int64_t b) { return (b + 255) / 256 * 256; };
+    const int64_t in_b = up(static_cast<int64_t>(P) * D * es), act_b = up(static_cast<int64_t>(P) * I * es),
+                  out_b = up(static_cast<int64_t>(P) * D * 4), tiles_b = up(static_cast<int64_t>(max_tiles) * 16 + 16);
+    if (in_b + act_b + out_b + tiles_b > moe_scratch_.bytes()) {
+      CUDA_TRY(cudaStreamSynchronize(stream_));
+      if (auto a = moe_scratch_.alloc((in_b + act_b + out_b + tiles_b) * 5 / 4); !a) return a;
+    }
+    uint8_t* base = moe_scratch_.get<uint8_t>();
+    void* gin = base;
+    void* act = base + in_b;
+    float* out = reinterpret_cast<float*>(base + in_b + act_b);
+    auto* tiles = reinterpret_cast<int4*>(base + in_b + act_b + out_b);
+    auto* n_tiles = reinterpret_cast<int32_t*>(tiles + max_tiles);
+    kernels::MoePadding pad;
+    pad.packed = true;
+    kernels::moe_gather(ws.h, D, ws.moe, KP, P, pad, gin, dt_, stream_);
+    kernels::moe_tiles(ws.moe.expert_offset, X, tiles, n_tiles, stream_);
+    kernels::GroupedGemm g;
+    g.tiles = tiles, g.n_tiles = n_tiles, g.max_tiles = max_tiles;
+    g.a = gin, g.lda = D, g.w = L.gate_up.p, g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = L.gate_up_bias;
+    g.N = I, g.K = D, g.silu = true, g.out = act, g.ldo = I;
+    kernels::grouped_gemm(g, stream_);
+    g.a = act, g.lda = I, g.w = L.down.p, g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = L.down_bias;
+    g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D;
+    kernels::grouped_gemm(g, stream_);
+    ++stats.moe_grouped_layers;
+    moe_out_ = out;
+    return ok();
+  }
   // Prefill: the group sizes come to the host, then per layer the cheaper of two ways:
   // - padded: routed experts padded to the largest group, shared slots with every token, each
   //   matrix two strided-batched cuBLAS products (few launches; the padding is wasted work);
@@ -337,7 +423,6 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   const bool padded = padded_rows <= P + groups * launch_rows;
   ++(padded ? stats.moe_padded_layers : stats.moe_exact_layers);
   const int64_t rows = padded ? padded_rows : P;
-  const int es = kernels::dtype_size(dt_);
   // Scratch: inputs (gathered rows, then the activations) in dt | gate/up f32 | outputs f32.
   const int64_t gin_b = (rows * std::max(D, I) * es + 255) / 256 * 256, gu_b = (rows * 2 * I * 4 + 255) / 256 * 256,
                 out_b = rows * D * 4;

@@ -37,6 +37,7 @@ struct CudaModelStats {
   int64_t graph_captures = 0, graph_replays = 0, eager_decode_steps = 0, prefill_steps = 0;
   std::string graph_error;     // why graphs were turned off, if they were
   int64_t moe_padded_layers = 0, moe_exact_layers = 0;  // prefill: how the experts' products ran
+  int64_t moe_grouped_layers = 0;                       // prefill: one grouped launch per matrix (bf16)
 };
 CudaModelStats cuda_model_stats(const Model& model);
 

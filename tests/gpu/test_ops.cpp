@@ -12,6 +12,7 @@
 #include "engine/model/rope.h"
 #include "kernels/blas.h"
 #include "kernels/kernels.h"
+#include "kernels/prefill.h"
 #include "kernels/decode_fused.h"
 #include "kernels/mla_decode.h"
 #include "tests/gpu/gpu_check.h"
@@ -501,6 +502,141 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   rep.check(name, worst, 2e-6, err);
 }
 
+// ---- tensor-core prefill kernels (kernels/prefill.h) ------------------------------------------
+
+std::vector<uint16_t> bf16_random(Rng& rng, size_t n, std::vector<float>& vals) {
+  std::vector<uint16_t> bits;
+  round_bf16(rng.normal(n), bits, vals);
+  return bits;
+}
+
+// Fused causal attention of Tn new rows after P0 cached positions against a float64 loop over
+// the same bf16 keys and values (the kernel also rounds the queries and probabilities to bf16).
+void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0) {
+  const int N = P0 + Tn, dk1 = 128, dk = mla ? 192 : 128, dv = 128, G = H / Hkv;
+  // MLA: expanded [N, H (128 + 128)] (nope key | value per head) + rope keys in a [N, 576] row at
+  // 512; GQA: cache rows [N, 2 Hkv d] (keys | values).
+  const int64_t ld_x = mla ? static_cast<int64_t>(H) * (dk1 + dv) : 2 * Hkv * dk, ld_r = 576;
+  std::vector<float> xv, rv;
+  auto xb = bf16_random(rng, static_cast<size_t>(N) * ld_x, xv);
+  auto rb = bf16_random(rng, mla ? static_cast<size_t>(N) * ld_r : 1, rv);
+  const int64_t ldq = static_cast<int64_t>(H) * dk + 6, ldo = static_cast<int64_t>(H) * dv;
+  auto q = rng.normal(static_cast<size_t>(Tn) * ldq);
+  Dev<uint16_t> dx(xb), dr(rb);
+  Dev<float> dq(q), out(static_cast<size_t>(Tn) * ldo);
+  kernels::FlashAttention fa;
+  fa.q = dq.p, fa.ldq = ldq, fa.q_head_stride = dk;
+  if (mla) {
+    fa.k1 = dx.p, fa.ldk1 = ld_x, fa.k1_head_stride = dk1 + dv;
+    fa.k2 = dr.p + 512, fa.ldk2 = ld_r, fa.k2_head_stride = 0;
+    fa.v = dx.p + dk1, fa.ldv = ld_x, fa.v_head_stride = dk1 + dv;
+  } else {
+    fa.k1 = dx.p, fa.ldk1 = ld_x, fa.k1_head_stride = dk;
+    fa.v = dx.p + static_cast<int64_t>(Hkv) * dk, fa.ldv = ld_x, fa.v_head_stride = dv;
+  }
+  fa.out = out.p, fa.ldo = ldo, fa.o_head_stride = dv;
+  fa.dk1 = dk1, fa.dk = dk, fa.dv = dv, fa.H = H, fa.G = G, fa.Tn = Tn, fa.P0 = P0;
+  fa.scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  kernels::prefill_attention(fa, nullptr);
+  const auto err = device_error();
+  auto got = out.download();
+  auto key = [&](int j, int hk, int c) -> float {
+    if (mla) return c < dk1 ? xv[j * ld_x + hk * (dk1 + dv) + c] : rv[j * ld_r + 512 + c - dk1];
+    return xv[j * ld_x + hk * dk + c];
+  };
+  auto val = [&](int j, int hk, int c) -> float {
+    return mla ? xv[j * ld_x + hk * (dk1 + dv) + dk1 + c] : xv[j * ld_x + static_cast<int64_t>(Hkv) * dk + hk * dv + c];
+  };
+  std::vector<float> ref(got.size());
+  std::vector<double> sc(N), o(dv);
+  for (int i = 0; i < Tn; ++i)
+    for (int h = 0; h < H; ++h) {
+      const int hk = h / G, n_vis = P0 + i + 1;
+      double mx = -1e300;
+      for (int j = 0; j < n_vis; ++j) {
+        double s = 0;
+        for (int c = 0; c < dk; ++c) s += static_cast<double>(q[i * ldq + h * dk + c]) * key(j, hk, c);
+        sc[j] = s * fa.scale;
+        mx = std::max(mx, sc[j]);
+      }
+      double sum = 0;
+      std::fill(o.begin(), o.end(), 0.0);
+      for (int j = 0; j < n_vis; ++j) {
+        const double pj = std::exp(sc[j] - mx);
+        sum += pj;
+        for (int c = 0; c < dv; ++c) o[c] += pj * val(j, hk, c);
+      }
+      for (int c = 0; c < dv; ++c) ref[i * ldo + h * dv + c] = static_cast<float>(o[c] / sum);
+    }
+  char name[128];
+  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn, P0);
+  rep.check(name, rel_err(got, ref), 1e-2, err);
+}
+
+void gather_cache_bf16_case(Report& rep, Rng& rng) {
+  const int kv_dim = 576;
+  TestCache cache(rng, 16, kv_dim, {40, 130});
+  Dev<uint16_t> dst(static_cast<size_t>(130) * kv_dim);
+  kernels::gather_cache_bf16(cache.view(), 1, 130, dst.p, nullptr);
+  const auto err = device_error();
+  auto got = dst.download();
+  int wrong = 0;
+  for (int i = 0; i < 130; ++i)
+    for (int c = 0; c < kv_dim; ++c) wrong += got[static_cast<size_t>(i) * kv_dim + c] != to_bf16(cache.slot(cache.data, 1, i)[c]);
+  rep.check("gather_cache_bf16: a sequence's slots in bf16", wrong, 0.0, err);
+}
+
+// Routing, the packed gather, the device tile list and both grouped products against the CPU
+// (per pair, float32 inputs: the kernels round the rows and the activations to bf16).
+void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::RouteParams rp, bool bias) {
+  const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
+  auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
+  Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, DType::BF16), down(rng, static_cast<int64_t>(X) * D, I, DType::BF16);
+  auto bgu = rng.normal(static_cast<size_t>(X) * 2 * I, 0.1f), bd = rng.normal(static_cast<size_t>(X) * D, 0.1f);
+  const int max_tiles = kernels::moe_max_tiles(P, X);
+  Dev<float> dh(h), drouter(router), dbgu(bgu), dbd(bd), out(static_cast<size_t>(P) * D);
+  Dev<uint16_t> gin(static_cast<size_t>(P) * D), act(static_cast<size_t>(P) * I);
+  Dev<int32_t> tiles(static_cast<size_t>(max_tiles) * 4), n_tiles(1);
+  std::vector<int32_t> seq(T, 0);
+  Dev<int32_t> dseq(seq);
+  MoeBuffers mb(P, X);
+  kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, false, nullptr);
+  kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  kernels::MoePadding pad;
+  pad.packed = true;
+  kernels::moe_gather(dh.p, D, mb.r, KP, P, pad, gin.p, DType::BF16, nullptr);
+  auto* tl = reinterpret_cast<int4*>(tiles.p);
+  kernels::moe_tiles(mb.offset.p, X, tl, n_tiles.p, nullptr);
+  kernels::GroupedGemm g;
+  g.tiles = tl, g.n_tiles = n_tiles.p, g.max_tiles = max_tiles;
+  g.a = gin.p, g.lda = D, g.w = gu.dev(), g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = bias ? dbgu.p : nullptr;
+  g.N = I, g.K = D, g.silu = true, g.out = act.p, g.ldo = I;
+  kernels::grouped_gemm(g, nullptr);
+  g.a = act.p, g.lda = I, g.w = down.dev(), g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = bias ? dbd.p : nullptr;
+  g.N = D, g.K = I, g.silu = false, g.out = out.p, g.ldo = D;
+  kernels::grouped_gemm(g, nullptr);
+  const auto err = device_error();
+  auto pe = mb.pe.download(), slot = mb.slot.download();
+  auto got = out.download();
+  double worst = 0;
+  std::vector<float> gg(I), u(I), y(D);
+  for (int q = 0; q < P; ++q) {
+    const int e = pe[q], t = q / KP;
+    cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
+    cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
+    cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I : nullptr, gg.data());
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I + I : nullptr,
+                u.data());
+    cpu::silu_mul(gg.data(), u.data(), I);
+    cpu::matmul(pool(), gg.data(), 1, wd, bias ? bd.data() + static_cast<int64_t>(e) * D : nullptr, y.data());
+    worst = std::max(worst, slot[q] < 0 ? INFINITY : rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
+  }
+  char name[128];
+  std::snprintf(name, sizeof name, "grouped_gemm gate_up (SiLU) + down T=%d D=%d I=%d X=%d top-%d%s", T, D, I, X, rp.K, bias ? " +bias" : "");
+  rep.check(name, worst, 1e-2, err);
+}
+
 }  // namespace
 
 void run_op_checks(Report& rep, uint64_t seed) {
@@ -561,6 +697,13 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
+  gather_cache_bf16_case(rep, rng);
+  prefill_attention_case(rep, rng, true, 16, 16, 150, 77);
+  prefill_attention_case(rep, rng, true, 16, 16, 193, 0);
+  prefill_attention_case(rep, rng, false, 8, 2, 100, 30);
+  prefill_attention_case(rep, rng, false, 4, 4, 64, 0);
+  grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true);
+  grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
 }
 
 }  // namespace ghostline::gpu_test

@@ -1,0 +1,246 @@
+// Fused causal prefill attention on the tensor cores (see prefill.h): a block takes 64 query
+// rows of one head (16 per warp, their bf16 query fragments in registers) and walks the key
+// tiles that those rows can see, 64 keys at a time, double-buffered in shared memory by
+// cp.async. Per tile: S = Q K^T (mma.sync), the causal mask on the diagonal tiles, an online
+// softmax in registers (exp2 of pre-scaled scores), and O += P V with P re-packed from the score
+// registers as the A operand. Scores never leave registers; the output is normalised once.
+// Blocks are launched longest rows first (the causal triangle's big tiles start early).
+#include <algorithm>
+
+#include "kernels/common.cuh"
+#include "kernels/mma.cuh"
+#include "kernels/prefill.h"
+
+namespace ghostline::kernels {
+
+namespace {
+
+constexpr int kBQ = 64;       // query rows per block
+constexpr int kBK = 64;       // keys per tile
+constexpr int kThreads = 128; // 4 warps of 16 query rows
+
+template <int DK, int DV>
+struct FlashSmem {
+  static constexpr int kStrideK = DK + 8, kStrideV = DV + 8;  // bf16 per row: +16 bytes, so ldmatrix rows fall in distinct banks
+  static constexpr int kKBytes = kBK * kStrideK * 2, kVBytes = kBK * kStrideV * 2;
+  static constexpr int kStage = kKBytes + kVBytes;
+  static constexpr int kBytes = 2 * kStage;
+};
+
+template <int DK1, int DK, int DV>
+__global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention a) {
+  using Sm = FlashSmem<DK, DV>;
+  static_assert(DK % 16 == 0 && DV % 16 == 0 && DK1 % 8 == 0 && DK1 <= DK, "head dims");
+  constexpr int KS = DK / 16;  // k-steps of S = Q K^T
+  constexpr int NO = DV / 8;   // n-tiles of O
+  grid_wait();
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBQ;
+  const int h = blockIdx.y, hk = h / a.G;
+  const bf16* k1 = static_cast<const bf16*>(a.k1) + static_cast<int64_t>(hk) * a.k1_head_stride;
+  const bf16* k2 = static_cast<const bf16*>(a.k2) + static_cast<int64_t>(hk) * a.k2_head_stride;
+  const bf16* vp = static_cast<const bf16*>(a.v) + static_cast<int64_t>(hk) * a.v_head_stride;
+
+  // The warp's 16 query rows as A fragments (rows past Tn read row Tn - 1 and are never stored).
+  const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
+  uint32_t qf[KS][4];
+  {
+    const float* qa = a.q + static_cast<int64_t>(min(row_a, a.Tn - 1)) * a.ldq + static_cast<int64_t>(h) * a.q_head_stride;
+    const float* qb = a.q + static_cast<int64_t>(min(row_b, a.Tn - 1)) * a.ldq + static_cast<int64_t>(h) * a.q_head_stride;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+      const int c = ks * 16 + 2 * t;
+      const float2 x0 = *reinterpret_cast<const float2*>(qa + c), x1 = *reinterpret_cast<const float2*>(qb + c);
+      const float2 x2 = *reinterpret_cast<const float2*>(qa + c + 8), x3 = *reinterpret_cast<const float2*>(qb + c + 8);
+      qf[ks][0] = pack_bf16(x0.x, x0.y);
+      qf[ks][1] = pack_bf16(x1.x, x1.y);
+      qf[ks][2] = pack_bf16(x2.x, x2.y);
+      qf[ks][3] = pack_bf16(x3.x, x3.y);
+    }
+  }
+  // Keys this block needs: up to the position of its last valid row. Later keys load as zeros.
+  const int n_keys = a.P0 + min(q0 + kBQ, a.Tn);
+  const int n_tiles = (n_keys + kBK - 1) / kBK;
+  auto load = [&](int kt, int buf) {
+    uint8_t* sk = smem + buf * Sm::kStage;
+    uint8_t* sv = sk + Sm::kKBytes;
+    constexpr int CK = DK / 8, CV = DV / 8, CK1 = DK1 / 8;  // 16-byte chunks per row
+    static_assert(kBK * CK % kThreads == 0 && kBK * CV % kThreads == 0, "whole chunks per thread");
+#pragma unroll
+    for (int it = 0; it < kBK * CK / kThreads; ++it) {
+      const int i = threadIdx.x + it * kThreads, r = i / CK, c = i % CK, j = kt * kBK + r;
+      const bool ok = j < n_keys;
+      const int64_t jj = ok ? j : 0;
+      const bf16* src = c < CK1 ? k1 + jj * a.ldk1 + c * 8 : k2 + jj * a.ldk2 + (c - CK1) * 8;
+      cp_async16(sk + (r * Sm::kStrideK + c * 8) * 2, src, ok);
+    }
+#pragma unroll
+    for (int it = 0; it < kBK * CV / kThreads; ++it) {
+      const int i = threadIdx.x + it * kThreads, r = i / CV, c = i % CV, j = kt * kBK + r;
+      const bool ok = j < n_keys;
+      cp_async16(sv + (r * Sm::kStrideV + c * 8) * 2, vp + static_cast<int64_t>(ok ? j : 0) * a.ldv + c * 8, ok);
+    }
+  };
+
+  float o[NO][4];
+#pragma unroll
+  for (int i = 0; i < NO; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8: running max (log2 units), partial sums
+  const float sl2 = a.scale * 1.44269504088896341f;
+  const int pos_a = a.P0 + row_a, pos_b = a.P0 + row_b;
+  const int warp_first = a.P0 + q0 + warp * 16, warp_last = warp_first + 15;
+
+  load(0, 0);
+  cp_async_commit();
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    if (kt + 1 < n_tiles) load(kt + 1, (kt + 1) & 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const uint8_t* sk = smem + (kt & 1) * Sm::kStage;
+    const uint8_t* sv = sk + Sm::kKBytes;
+    const int key0 = kt * kBK;
+    if (key0 <= warp_last) {  // some key of the tile is visible to a row of this warp
+      float s[8][4];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          const int key = np * 16 + (lane >> 4) * 8 + (lane & 7), col = ks * 16 + ((lane >> 3) & 1) * 8;
+          ldmatrix_x4(b, sk + (key * Sm::kStrideK + col) * 2);
+          mma_bf16(s[2 * np], qf[ks], b[0], b[1]);
+          mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
+        }
+      }
+      const bool diag = key0 + kBK - 1 > warp_first;
+      float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+      for (int ni = 0; ni < 8; ++ni) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[ni][e] * sl2;
+          const int key = key0 + ni * 8 + 2 * t + (e & 1);
+          if (diag && key > (e < 2 ? pos_a : pos_b)) x = -INFINITY;
+          s[ni][e] = x;
+        }
+        mx0 = fmaxf(mx0, fmaxf(s[ni][0], s[ni][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[ni][2], s[ni][3]));
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+      const float b0 = n0 == -INFINITY ? 0.0f : n0, b1 = n1 == -INFINITY ? 0.0f : n1;
+      const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+      m0 = n0, m1 = n1;
+      float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+      for (int ni = 0; ni < 8; ++ni) {
+        s[ni][0] = exp2f(s[ni][0] - b0);
+        s[ni][1] = exp2f(s[ni][1] - b0);
+        s[ni][2] = exp2f(s[ni][2] - b1);
+        s[ni][3] = exp2f(s[ni][3] - b1);
+        sum0 += s[ni][0] + s[ni][1];
+        sum1 += s[ni][2] + s[ni][3];
+      }
+      l0 = l0 * c0 + sum0;
+      l1 = l1 * c1 + sum1;
+#pragma unroll
+      for (int i = 0; i < NO; ++i) o[i][0] *= c0, o[i][1] *= c0, o[i][2] *= c1, o[i][3] *= c1;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < DV / 16; ++dp) {
+          uint32_t b[4];
+          const int key = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), col = dp * 16 + (lane >> 4) * 8;
+          ldmatrix_x4_trans(b, sv + (key * Sm::kStrideV + col) * 2);
+          mma_bf16(o[2 * dp], pa, b[0], b[1]);
+          mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  float* oa = a.out + static_cast<int64_t>(row_a) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
+  float* ob = a.out + static_cast<int64_t>(row_b) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
+#pragma unroll
+  for (int ni = 0; ni < NO; ++ni) {
+    if (row_a < a.Tn) *reinterpret_cast<float2*>(oa + ni * 8) = make_float2(o[ni][0] * i0, o[ni][1] * i0);
+    if (row_b < a.Tn) *reinterpret_cast<float2*>(ob + ni * 8) = make_float2(o[ni][2] * i1, o[ni][3] * i1);
+  }
+}
+
+__global__ void gather_cache_bf16_kernel(KvCache kv, int seq, bf16* dst) {
+  grid_wait();
+  const int i = blockIdx.x;
+  const int32_t* table = kv.block_table + kv.table_offset[seq];
+  const float* src = kv.layer + static_cast<int64_t>(table[i / kv.block_size]) * kv.block_stride +
+                     static_cast<int64_t>(i % kv.block_size) * kv.kv_dim;
+  bf16* d = dst + static_cast<int64_t>(i) * kv.kv_dim;
+  for (int c = threadIdx.x * 4; c < kv.kv_dim; c += blockDim.x * 4) {
+    const float4 x = *reinterpret_cast<const float4*>(src + c);
+    uint2 packed;
+    packed.x = pack_bf16(x.x, x.y);
+    packed.y = pack_bf16(x.z, x.w);
+    *reinterpret_cast<uint2*>(d + c) = packed;
+  }
+}
+
+template <int DK1, int DK, int DV>
+void launch_flash(const FlashAttention& a, cudaStream_t s) {
+  constexpr int bytes = FlashSmem<DK, DV>::kBytes;
+  static bool raised = false;  // per instantiation
+  if (!raised) {
+    check_launch(cudaFuncSetAttribute(flash_prefill_kernel<DK1, DK, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), __FILE__,
+                 __LINE__);
+    raised = true;
+  }
+  launch(flash_prefill_kernel<DK1, DK, DV>, dim3((a.Tn + kBQ - 1) / kBQ, a.H), dim3(kThreads), bytes, s, a);
+}
+
+bool aligned_bf16(const void* p, int64_t ld, int head_stride) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0 && ld % 8 == 0 && head_stride % 8 == 0;
+}
+
+}  // namespace
+
+bool prefill_attention_supported(int dk1, int dk, int dv) {
+  return (dk1 == 128 && dk == 192 && dv == 128) || (dk1 == 128 && dk == 128 && dv == 128);
+}
+
+void prefill_attention(const FlashAttention& a, cudaStream_t s) {
+  if (a.Tn <= 0) return;
+  const bool two = a.dk > a.dk1;
+  if (!prefill_attention_supported(a.dk1, a.dk, a.dv) || a.G < 1 || a.H % a.G || !aligned_bf16(a.k1, a.ldk1, a.k1_head_stride) ||
+      (two && !aligned_bf16(a.k2, a.ldk2, a.k2_head_stride)) || !aligned_bf16(a.v, a.ldv, a.v_head_stride) || a.ldq % 2 ||
+      a.q_head_stride % 2 || (reinterpret_cast<uintptr_t>(a.q) & 7u) || a.ldo % 2 || a.o_head_stride % 2 ||
+      (reinterpret_cast<uintptr_t>(a.out) & 7u)) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  if (a.dk == 192) launch_flash<128, 192, 128>(a, s);
+  else launch_flash<128, 128, 128>(a, s);
+}
+
+void gather_cache_bf16(KvCache kv, int seq, int n, void* dst, cudaStream_t s) {
+  if (n <= 0) return;
+  if (kv.kv_dim % 4 || (reinterpret_cast<uintptr_t>(dst) & 7u)) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  launch(gather_cache_bf16_kernel, dim3(n), dim3(128), 0, s, kv, seq, static_cast<bf16*>(dst));
+}
+
+}  // namespace ghostline::kernels
