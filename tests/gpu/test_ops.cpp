@@ -109,7 +109,7 @@ void rmsnorm_router_case(Report& rep, Rng& rng, int T, int D, int E) {
     for (int e = 0; e < E; ++e) rl[t * E + e] = cpu::dot_f32(router.data() + static_cast<int64_t>(e) * D, rh.data() + t * D, D);
   }
   const std::string name = "rmsnorm_router T=" + std::to_string(T) + " D=" + std::to_string(D) + " E=" + std::to_string(E);
-  rep.check(name + ": h", rel_err(dh.download(), rh), 1e-6, err);
+  rep.check(name + ": h", rel_err(dh.download(), rh), 1e-5, err);  // float32 sums in another order, as residual_rmsnorm
   rep.check(name + ": logits", rel_err(dl.download(), rl), 1e-5, err);
   rep.check(name + ": x unchanged", rel_err(dx.download(), x), 0.0, err);
 }
