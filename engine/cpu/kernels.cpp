@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <span>
 #include <vector>
 
@@ -119,21 +121,58 @@ const Kernels& portable() { return kPortable; }
 
 namespace {
 
-bool g_force_portable = false;
+// The best set this CPU runs; GHOSTLINE_CPU_KERNELS=avx2 or =portable asks for a lesser one
+// (benchmarks compare them).
+const isa::Kernels* best_kernels() {
+  __builtin_cpu_init();
+  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && isa::avx2();
+  const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && isa::avx512();
+  const char* env = std::getenv("GHOSTLINE_CPU_KERNELS");
+  const std::string_view want = env ? env : "";
+  if (want == "portable") return &isa::portable();
+  if (has_avx512 && want != "avx2") return isa::avx512();
+  if (has_avx2) return isa::avx2();
+  return &isa::portable();
+}
+
+const isa::Kernels* g_forced = nullptr;
 
 const isa::Kernels& kernels() {
-  static const isa::Kernels* best = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && isa::avx2()) return isa::avx2();
-    return &isa::portable();
-  }();
-  return g_force_portable ? isa::portable() : *best;
+  static const isa::Kernels* best = best_kernels();
+  return g_forced ? *g_forced : *best;
+}
+
+bool runs_on_this_cpu(const isa::Kernels* k) {
+  __builtin_cpu_init();
+  if (k == isa::avx512() && k)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (k == isa::avx2() && k) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return k == &isa::portable();
 }
 
 }  // namespace
 
-const char* kernel_isa() { return &kernels() == &isa::portable() ? "portable" : "avx2"; }
-void force_portable_kernels(bool on) { g_force_portable = on; }
+const char* kernel_isa() {
+  const isa::Kernels* k = &kernels();
+  return k == isa::avx512() ? "avx512" : k == isa::avx2() ? "avx2" : "portable";
+}
+void force_portable_kernels(bool on) { g_forced = on ? &isa::portable() : nullptr; }
+bool force_kernel_isa(std::string_view name) {
+  const isa::Kernels* k = name.empty()            ? nullptr
+                          : name == "portable"    ? &isa::portable()
+                          : name == "avx2"        ? isa::avx2()
+                          : name == "avx512"      ? isa::avx512()
+                                                  : nullptr;
+  if (name.empty()) {
+    g_forced = nullptr;
+    return true;
+  }
+  if (!k || !runs_on_this_cpu(k)) return false;
+  g_forced = k;
+  return true;
+}
 
 void row_to_f32(const WeightView& w, int64_t r, float* out) {
   const auto& k = kernels();

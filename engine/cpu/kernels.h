@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "engine/cpu/thread_pool.h"
 
@@ -38,10 +39,15 @@ struct WeightView {
   WeightView slice_rows(int64_t begin, int64_t n) const { return {row_ptr(begin), type, n, cols}; }
 };
 
-// Which kernels run: "avx2" or "portable".
+// Which kernels run: "avx512" (AVX2 with AVX-512 matrix kernels), "avx2" or "portable". The
+// best the CPU has, unless the environment names a lesser set (GHOSTLINE_CPU_KERNELS=avx2 or
+// portable) or a test forces one.
 const char* kernel_isa();
-// Forces the portable kernels (tests compare the two).
+// Forces the portable kernels (on) or goes back to the default (off).
 void force_portable_kernels(bool on);
+// Forces "avx512", "avx2" or "portable" ("" = the default); false, changing nothing, when this
+// CPU or build cannot run that set. Not thread-safe: tests call it between forwards.
+bool force_kernel_isa(std::string_view isa);
 
 // out[0..n) = row r of w converted to float32.
 void row_to_f32(const WeightView& w, int64_t r, float* out);

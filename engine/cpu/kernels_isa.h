@@ -7,6 +7,10 @@
 //            (fused multiply-add in AVX2, multiply then add in the portable code), the lanes then
 //            added as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), then the K % 8 tail;
 //   gemm_nn: each output its own chain over p ascending.
+// The AVX-512 gemm_nt has an order of its own (kernels_avx512.cpp), fixed the same way: blocks of
+// 32 columns, sixteen lanes, lane i summing its two columns of each block (bf16: 2i then 2i + 1;
+// f32 / f16: i then 16 + i) over the blocks in ascending order, the lanes added as l_i + l_(i+8)
+// and then in the order above, then the K % 32 tail. Its gemm_nn gives the AVX2 bits.
 // So a token's result never depends on the other tokens of its batch: a forward over k tokens
 // gives the same bits as k forwards over one (speculative verification relies on it).
 #pragma once
@@ -38,5 +42,7 @@ struct Kernels {
 const Kernels& portable();
 // Null when this build has no AVX2 kernels.
 const Kernels* avx2();
+// The AVX2 set with AVX-512 matrix kernels; null when this build has none.
+const Kernels* avx512();
 
 }  // namespace ghostline::cpu::isa

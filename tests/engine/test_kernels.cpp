@@ -14,6 +14,9 @@ using namespace ghostline::cpu;
 
 namespace {
 
+// Every kernel set; the ones this CPU cannot run are skipped.
+constexpr const char* kIsas[] = {"avx512", "avx2", "portable"};
+
 uint16_t to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -63,23 +66,23 @@ void check_matmul(WType type, int64_t T, int64_t N, int64_t K) {
 
 }  // namespace
 
-TEST_CASE("matmul matches a double-precision loop for f32, bf16 and f16 weights, both ISAs") {
-  for (bool portable : {false, true}) {
-    force_portable_kernels(portable);
+TEST_CASE("matmul matches a double-precision loop for f32, bf16 and f16 weights, every ISA") {
+  for (const char* isa : kIsas) {
+    if (!force_kernel_isa(isa)) continue;  // this CPU lacks it
     for (WType t : {WType::F32, WType::BF16, WType::F16}) {
       check_matmul(t, 1, 37, 67);
       check_matmul(t, 2, 64, 128);
       check_matmul(t, 9, 45, 100);
     }
   }
-  force_portable_kernels(false);
+  force_kernel_isa("");
 }
 
-TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, any T, both ISAs") {
+TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, any T, every ISA") {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
-  for (bool portable : {false, true}) {
-    force_portable_kernels(portable);
+  for (const char* isa : kIsas) {
+    if (!force_kernel_isa(isa)) continue;  // this CPU lacks it
     for (int64_t K : {8, 67, 160, 256}) {
       const int64_t N = 29, T = 11;
       std::vector<float> x(T * K), wf(N * K);
@@ -106,14 +109,14 @@ TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, a
       }
     }
   }
-  force_portable_kernels(false);
+  force_kernel_isa("");
 }
 
 TEST_CASE("gemm_nn_acc accumulates a . b over p in order, matching a double-precision loop") {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd;
-  for (bool portable : {false, true}) {
-    force_portable_kernels(portable);
+  for (const char* isa : kIsas) {
+    if (!force_kernel_isa(isa)) continue;  // this CPU lacks it
     const int64_t T = 6, P = 21, C = 43;
     std::vector<float> a(T * P), b(P * C), y0(T * C);
     for (auto& v : a) v = nd(rng);
@@ -135,7 +138,7 @@ TEST_CASE("gemm_nn_acc accumulates a . b over p in order, matching a double-prec
     for (int64_t t = 0; t < T; ++t) gemm_nn_acc(a.data() + t * P + 8, P, 1, b.data() + 8 * C, C, P - 8, C, z.data() + t * C, C);
     CHECK(std::memcmp(z.data(), y.data(), y.size() * sizeof(float)) == 0);
   }
-  force_portable_kernels(false);
+  force_kernel_isa("");
 }
 
 TEST_CASE("rmsnorm, softmax, silu") {
@@ -155,11 +158,11 @@ TEST_CASE("rmsnorm, softmax, silu") {
   for (int i = 0; i < 5; ++i) CHECK(g[i] == doctest::Approx(x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * w[i]).epsilon(1e-6));
 }
 
-TEST_CASE("softmax_scaled matches a double-precision softmax, both ISAs") {
+TEST_CASE("softmax_scaled matches a double-precision softmax, every ISA") {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 8.0f);
-  for (bool portable : {false, true}) {
-    force_portable_kernels(portable);
+  for (const char* isa : kIsas) {
+    if (!force_kernel_isa(isa)) continue;  // this CPU lacks it
     for (int64_t n : {1, 7, 8, 37, 600}) {
       std::vector<float> x(n);
       for (auto& v : x) v = nd(rng);
@@ -176,7 +179,7 @@ TEST_CASE("softmax_scaled matches a double-precision softmax, both ISAs") {
       CHECK(worst < 1e-6);
     }
   }
-  force_portable_kernels(false);
+  force_kernel_isa("");
 }
 
 TEST_CASE("thread pool: run_tasks runs every task once") {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <string>
 
 #include "engine/cpu/kernels.h"
 #include "engine/model.h"
@@ -90,25 +91,28 @@ TEST_CASE("parity: whole-prompt prefill, every position") {
   }
 }
 
-TEST_CASE("parity: the portable kernels (CPUs without AVX2), prefill") {
-  ghostline::cpu::force_portable_kernels(true);
-  for (const auto& dir : test::fixture_dirs()) {
-    auto f = test::load_fixture(dir);
-    auto m = load(f);
-    Blocks blocks(pool_blocks(f), 23);
-    const size_t p = f.prompts.size() - 1;
-    StepBatch b;
-    b.tokens = f.prompts[p];
-    SequenceStep s;
-    s.n_new = static_cast<int>(f.prompts[p].size());
-    s.block_table = blocks.take(s.n_new);
-    s.all_logits = true;
-    b.seqs.push_back(s);
-    std::vector<float> logits;
-    REQUIRE(m->forward(b, logits).has_value());
-    check_rows(f, p, 0, logits, s.n_new, "prefill, portable kernels");
+TEST_CASE("parity: the portable and AVX2 kernels (CPUs without AVX2 or AVX-512), prefill") {
+  for (const char* isa : {"avx2", "portable"}) {
+    if (!ghostline::cpu::force_kernel_isa(isa)) continue;  // this CPU lacks it
+    const std::string mode = std::string("prefill, kernels ") + isa;
+    for (const auto& dir : test::fixture_dirs()) {
+      auto f = test::load_fixture(dir);
+      auto m = load(f);
+      Blocks blocks(pool_blocks(f), 23);
+      const size_t p = f.prompts.size() - 1;
+      StepBatch b;
+      b.tokens = f.prompts[p];
+      SequenceStep s;
+      s.n_new = static_cast<int>(f.prompts[p].size());
+      s.block_table = blocks.take(s.n_new);
+      s.all_logits = true;
+      b.seqs.push_back(s);
+      std::vector<float> logits;
+      REQUIRE(m->forward(b, logits).has_value());
+      check_rows(f, p, 0, logits, s.n_new, mode.c_str());
+    }
   }
-  ghostline::cpu::force_portable_kernels(false);
+  ghostline::cpu::force_kernel_isa("");
 }
 
 TEST_CASE("parity: token-by-token decode through the paged KV") {
