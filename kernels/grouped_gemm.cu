@@ -10,6 +10,7 @@
 // writes SiLU(gate) * up in bf16: the float32 gate/up matrix never exists. Blocks along x walk
 // the output columns of one tile, so the tile's rows and its expert's weights are reused in L2.
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/common.cuh"
 #include "kernels/mma.cuh"
@@ -20,20 +21,28 @@ namespace ghostline::kernels {
 namespace {
 
 constexpr int kBM = kGroupedRows;  // rows per tile
-constexpr int kBN = 128;           // weight rows per block
 constexpr int kBK = 32;            // k per stage
 constexpr int kStages = 4;
-constexpr int kThreads = 128;
 constexpr int kLd = kBK + 8;       // bf16 per shared row
-constexpr int kTileBytes = kBM * kLd * 2;
-constexpr int kStageBytes = 2 * kTileBytes;  // A and B
-constexpr int kSmem = kStages * kStageBytes;
-static_assert(kBM == kBN, "A and B tiles share the loader's row mapping");
+
+// WN warps along the weight rows (64 each), 2 along the tile rows: 128 x 128 tiles with 4 warps
+// (two blocks per multiprocessor), or with GHOSTLINE_GROUPED_WIDE=1 128 x 256 with 8 (one block,
+// a third less traffic from L2 per product, but 10% slower on the H200, 2026-11-29).
+template <int WN>
+struct GemmShape {
+  static constexpr int kThreads = 64 * WN, kBN = 64 * WN;
+  static constexpr int kABytes = kBM * kLd * 2, kBBytes = kBN * kLd * 2;
+  static constexpr int kStageBytes = kABytes + kBBytes;
+  static constexpr int kSmem = kStages * kStageBytes;
+};
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
-template <bool kSilu>
-__global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
+template <bool kSilu, int WN>
+__global__ void __launch_bounds__(64 * WN) grouped_gemm_kernel(GroupedGemm p) {
+  using Sh = GemmShape<WN>;
+  constexpr int kThreads = Sh::kThreads, kBN = Sh::kBN, kCol = kSilu ? kBN / 2 : kBN;  // output columns per block
+  constexpr int kARows = kBM * 4 / kThreads, kBRows = 4;  // rows of A / B each thread copies (one 16-byte chunk each)
   grid_wait();
   const int tile = blockIdx.y;
   if (tile >= *p.n_tiles) return;
@@ -41,23 +50,28 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
   const int e = td.x, row0 = td.y, rows = td.z;
   const int nb = blockIdx.x;
   extern __shared__ __align__(16) uint8_t smem[];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / WN, wn = warp % WN, g = lane >> 2, t = lane & 3;
   const bf16* A = static_cast<const bf16*>(p.a);
   const bf16* W = static_cast<const bf16*>(p.w) + static_cast<int64_t>(e) * p.w_expert_stride;
 
-  // Each thread copies one 16-byte chunk (column cc) of 4 rows of A and 4 rows of B per stage.
+  // Each thread copies one 16-byte chunk (column cc) of kARows rows of A and 4 rows of B per
+  // stage, rows kThreads / 4 apart.
   const int cc = tid & 3;
-  const bf16* a_src[4];
-  const bf16* b_src[4];
-  bool a_ok[4], b_ok[4];
+  const bf16* a_src[kARows];
+  const bf16* b_src[kBRows];
+  bool a_ok[kARows], b_ok[kBRows];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int r = (tid >> 2) + i * 32;
+  for (int i = 0; i < kARows; ++i) {
+    const int r = (tid >> 2) + i * (kThreads / 4);
     a_ok[i] = r < rows;
     a_src[i] = A + static_cast<int64_t>(row0 + (a_ok[i] ? r : 0)) * p.lda + cc * 8;
+  }
+#pragma unroll
+  for (int i = 0; i < kBRows; ++i) {
+    const int r = (tid >> 2) + i * (kThreads / 4);
     int wrow;
     if (kSilu) {
-      const int q = r & 63, col = nb * 64 + (r >> 6) * 32 + (q & 31);
+      const int q = r & 63, col = nb * kCol + (r >> 6) * 32 + (q & 31);
       b_ok[i] = col < p.N;
       wrow = (q < 32 ? 0 : p.N) + col;
     } else {
@@ -67,15 +81,20 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
     b_src[i] = W + static_cast<int64_t>(b_ok[i] ? wrow : 0) * p.K + cc * 8;
   }
   auto load = [&](int kt, int stage) {
-    uint8_t* sa = smem + stage * kStageBytes;
-    uint8_t* sb = sa + kTileBytes;
+    uint8_t* sa = smem + stage * Sh::kStageBytes;
+    uint8_t* sb = sa + Sh::kABytes;
     const int k = kt * kBK;
     const bool kin = k + cc * 8 < p.K;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int r = (tid >> 2) + i * 32;
-      const bool ao = kin && a_ok[i], bo = kin && b_ok[i];
+    for (int i = 0; i < kARows; ++i) {
+      const int r = (tid >> 2) + i * (kThreads / 4);
+      const bool ao = kin && a_ok[i];
       cp_async16(sa + (r * kLd + cc * 8) * 2, ao ? a_src[i] + k : a_src[i], ao);
+    }
+#pragma unroll
+    for (int i = 0; i < kBRows; ++i) {
+      const int r = (tid >> 2) + i * (kThreads / 4);
+      const bool bo = kin && b_ok[i];
       cp_async16(sb + (r * kLd + cc * 8) * 2, bo ? b_src[i] + k : b_src[i], bo);
     }
   };
@@ -99,8 +118,8 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
     const int nk = kt + kStages - 1;
     if (nk < KT) load(nk, nk % kStages);
     cp_async_commit();
-    const uint8_t* sa = smem + (kt % kStages) * kStageBytes;
-    const uint8_t* sb = sa + kTileBytes;
+    const uint8_t* sa = smem + (kt % kStages) * Sh::kStageBytes;
+    const uint8_t* sb = sa + Sh::kABytes;
 #pragma unroll
     for (int ks = 0; ks < kBK / 16; ++ks) {
       uint32_t af[4][4], bf[4][4];
@@ -133,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
         const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * 2 * p.N : nullptr;
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
-          const int col = nb * 64 + wn * 32 + ni * 8 + 2 * t;
+          const int col = nb * kCol + wn * 32 + ni * 8 + 2 * t;
           if (col >= p.N) continue;
           float g0 = acc[mi][ni][2 * half], g1 = acc[mi][ni][2 * half + 1];
           float u0 = acc[mi][ni + 4][2 * half], u1 = acc[mi][ni + 4][2 * half + 1];
@@ -145,7 +164,7 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemm p) {
         const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * p.N : nullptr;
 #pragma unroll
         for (int ni = 0; ni < 8; ++ni) {
-          const int col = nb * kBN + wn * 64 + ni * 8 + 2 * t;
+          const int col = nb * kCol + wn * 64 + ni * 8 + 2 * t;
           if (col >= p.N) continue;
           float2 v = make_float2(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
           if (bias) v.x += bias[col], v.y += bias[col + 1];
@@ -176,6 +195,28 @@ __global__ void moe_tiles_kernel(const int32_t* off, int X, int4* tiles, int32_t
   if (lane == 31) *n_tiles = incl;
 }
 
+template <int WN>
+void launch_grouped(const GroupedGemm& g, cudaStream_t s) {
+  using Sh = GemmShape<WN>;
+  static bool raised = false;  // per instantiation
+  if (!raised) {
+    check_launch(cudaFuncSetAttribute(grouped_gemm_kernel<true, WN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmem), __FILE__,
+                 __LINE__);
+    check_launch(cudaFuncSetAttribute(grouped_gemm_kernel<false, WN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmem), __FILE__,
+                 __LINE__);
+    raised = true;
+  }
+  const int cols = g.silu ? Sh::kBN / 2 : Sh::kBN;
+  const dim3 grid((g.N + cols - 1) / cols, g.max_tiles);
+  if (g.silu) launch(grouped_gemm_kernel<true, WN>, grid, dim3(Sh::kThreads), Sh::kSmem, s, g);
+  else launch(grouped_gemm_kernel<false, WN>, grid, dim3(Sh::kThreads), Sh::kSmem, s, g);
+}
+
+bool wide_tiles() {
+  const char* e = std::getenv("GHOSTLINE_GROUPED_WIDE");
+  return e && e[0] == '1';
+}
+
 }  // namespace
 
 int moe_max_tiles(int P, int X) { return (P + kBM - 1) / kBM + X; }
@@ -193,14 +234,8 @@ void grouped_gemm(const GroupedGemm& g, cudaStream_t s) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  static bool raised = false;
-  if (!raised) {
-    check_launch(cudaFuncSetAttribute(grouped_gemm_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);
-    check_launch(cudaFuncSetAttribute(grouped_gemm_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);
-    raised = true;
-  }
-  if (g.silu) launch(grouped_gemm_kernel<true>, dim3((g.N + 63) / 64, g.max_tiles), dim3(kThreads), kSmem, s, g);
-  else launch(grouped_gemm_kernel<false>, dim3((g.N + kBN - 1) / kBN, g.max_tiles), dim3(kThreads), kSmem, s, g);
+  if (wide_tiles()) launch_grouped<4>(g, s);
+  else launch_grouped<2>(g, s);
 }
 
 }  // namespace ghostline::kernels

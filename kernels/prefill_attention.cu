@@ -19,13 +19,37 @@ constexpr int kBQ = 64;       // query rows per block
 constexpr int kBK = 64;       // keys per tile
 constexpr int kThreads = 128; // 4 warps of 16 query rows
 
+// Queries wider than 128 (MLA's 192) stay in shared memory, read by ldmatrix at each k-step:
+// as register fragments they pushed the kernel past 255 registers (spills). The key and value
+// copies keep consecutive threads on consecutive 16 bytes (copy_rows): two threads per row with
+// contiguous halves ran 1.8x slower (H200, 2026-11-29).
+template <int DK>
+constexpr bool kQInSmem = DK > 128;
+
 template <int DK, int DV>
 struct FlashSmem {
   static constexpr int kStrideK = DK + 8, kStrideV = DV + 8;  // bf16 per row: +16 bytes, so ldmatrix rows fall in distinct banks
   static constexpr int kKBytes = kBK * kStrideK * 2, kVBytes = kBK * kStrideV * 2;
   static constexpr int kStage = kKBytes + kVBytes;
-  static constexpr int kBytes = 2 * kStage;
+  static constexpr int kQBytes = kQInSmem<DK> ? kBQ * kStrideK * 2 : 0;  // after the two stages
+  static constexpr int kBytes = 2 * kStage + kQBytes;
 };
+
+// Rows [row0, row0 + kBK) of a bf16 matrix (C 16-byte chunks a row, row stride ld) into shared
+// rows dst_stride bytes apart: C consecutive threads copy one row's consecutive chunks (whole
+// sectors), rows past n_valid as zeros. Addresses are made per tile, not kept in registers.
+template <int C>
+__device__ __forceinline__ void copy_rows(uint8_t* dst, int dst_stride, const bf16* src, int64_t ld, int row0, int n_valid) {
+  static_assert(kThreads % C == 0 && kBK % (kThreads / C) == 0, "whole rows per pass");
+  constexpr int kRows = kThreads / C;
+  const int c = threadIdx.x % C, r = threadIdx.x / C;
+#pragma unroll
+  for (int i = 0; i < kBK / kRows; ++i) {
+    const int rr = r + i * kRows, j = row0 + rr;
+    const bool ok = j < n_valid;
+    cp_async16(dst + rr * dst_stride + c * 16, src + static_cast<int64_t>(ok ? j : 0) * ld + c * 8, ok);
+  }
+}
 
 template <int DK1, int DK, int DV>
 __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention a) {
@@ -44,8 +68,18 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
 
   // The warp's 16 query rows as A fragments (rows past Tn read row Tn - 1 and are never stored).
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
-  uint32_t qf[KS][4];
-  {
+  constexpr bool q_smem = kQInSmem<DK>;
+  uint32_t qf[q_smem ? 1 : KS][4];
+  uint8_t* sq = smem + 2 * Sm::kStage;
+  if constexpr (q_smem) {
+    // The block's 64 rows in bf16 (visible to ldmatrix after the first barrier of the key loop).
+    for (int i = threadIdx.x; i < kBQ * DK / 2; i += kThreads) {
+      const int r = i / (DK / 2), c = (i % (DK / 2)) * 2;
+      const float2 x = *reinterpret_cast<const float2*>(a.q + static_cast<int64_t>(min(q0 + r, a.Tn - 1)) * a.ldq +
+                                                        static_cast<int64_t>(h) * a.q_head_stride + c);
+      *reinterpret_cast<uint32_t*>(sq + (r * Sm::kStrideK + c) * 2) = pack_bf16(x.x, x.y);
+    }
+  } else {
     const float* qa = a.q + static_cast<int64_t>(min(row_a, a.Tn - 1)) * a.ldq + static_cast<int64_t>(h) * a.q_head_stride;
     const float* qb = a.q + static_cast<int64_t>(min(row_b, a.Tn - 1)) * a.ldq + static_cast<int64_t>(h) * a.q_head_stride;
 #pragma unroll
@@ -64,23 +98,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
   const int n_tiles = (n_keys + kBK - 1) / kBK;
   auto load = [&](int kt, int buf) {
     uint8_t* sk = smem + buf * Sm::kStage;
-    uint8_t* sv = sk + Sm::kKBytes;
-    constexpr int CK = DK / 8, CV = DV / 8, CK1 = DK1 / 8;  // 16-byte chunks per row
-    static_assert(kBK * CK % kThreads == 0 && kBK * CV % kThreads == 0, "whole chunks per thread");
-#pragma unroll
-    for (int it = 0; it < kBK * CK / kThreads; ++it) {
-      const int i = threadIdx.x + it * kThreads, r = i / CK, c = i % CK, j = kt * kBK + r;
-      const bool ok = j < n_keys;
-      const int64_t jj = ok ? j : 0;
-      const bf16* src = c < CK1 ? k1 + jj * a.ldk1 + c * 8 : k2 + jj * a.ldk2 + (c - CK1) * 8;
-      cp_async16(sk + (r * Sm::kStrideK + c * 8) * 2, src, ok);
-    }
-#pragma unroll
-    for (int it = 0; it < kBK * CV / kThreads; ++it) {
-      const int i = threadIdx.x + it * kThreads, r = i / CV, c = i % CV, j = kt * kBK + r;
-      const bool ok = j < n_keys;
-      cp_async16(sv + (r * Sm::kStrideV + c * 8) * 2, vp + static_cast<int64_t>(ok ? j : 0) * a.ldv + c * 8, ok);
-    }
+    copy_rows<DK1 / 8>(sk, Sm::kStrideK * 2, k1, a.ldk1, kt * kBK, n_keys);
+    if constexpr (DK > DK1) copy_rows<(DK - DK1) / 8>(sk + DK1 * 2, Sm::kStrideK * 2, k2, a.ldk2, kt * kBK, n_keys);
+    copy_rows<DV / 8>(sk + Sm::kKBytes, Sm::kStrideV * 2, vp, a.ldv, kt * kBK, n_keys);
   };
 
   float o[NO][4];
@@ -107,13 +127,16 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
       for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
 #pragma unroll
       for (int ks = 0; ks < KS; ++ks) {
+        uint32_t qs[4];
+        if constexpr (q_smem) ldmatrix_x4(qs, sq + ((warp * 16 + (lane & 15)) * Sm::kStrideK + ks * 16 + (lane >> 4) * 8) * 2);
+        const uint32_t(&qa)[4] = q_smem ? qs : qf[q_smem ? 0 : ks];
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           uint32_t b[4];
           const int key = np * 16 + (lane >> 4) * 8 + (lane & 7), col = ks * 16 + ((lane >> 3) & 1) * 8;
           ldmatrix_x4(b, sk + (key * Sm::kStrideK + col) * 2);
-          mma_bf16(s[2 * np], qf[ks], b[0], b[1]);
-          mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
+          mma_bf16(s[2 * np], qa, b[0], b[1]);
+          mma_bf16(s[2 * np + 1], qa, b[2], b[3]);
         }
       }
       const bool diag = key0 + kBK - 1 > warp_first;

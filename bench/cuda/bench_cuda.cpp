@@ -351,9 +351,17 @@ int main(int argc, char** argv) {
       unsetenv("GHOSTLINE_PREFILL_FLASH");
       const double no_grouped = ttft();
       unsetenv("GHOSTLINE_GROUPED_GEMM");
-      std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms\n", both,
-                  no_flash, no_grouped, neither);
-      M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither}};
+      setenv("GHOSTLINE_GROUPED_WIDE", "1", 1);
+      const double wide = ttft();
+      unsetenv("GHOSTLINE_GROUPED_WIDE");
+      setenv("GHOSTLINE_SHARED_CUBLAS", "0", 1);
+      const double shared_grouped = ttft();
+      unsetenv("GHOSTLINE_SHARED_CUBLAS");
+      std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms, "
+                  "256-wide expert tiles %.2f ms, always-on experts in the grouped kernel %.2f ms\n",
+                  both, no_flash, no_grouped, neither, wide, shared_grouped);
+      M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
+                                    {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped}};
     }
 
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.

@@ -369,16 +369,25 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   if (dt_ == DType::BF16 && kernels::grouped_gemm_supported(I, D) && kernels::grouped_gemm_supported(D, I) &&
       env_on("GHOSTLINE_GROUPED_GEMM")) {
     // Prefill, grouped (kernels/grouped_gemm.cu): every token of a prefill step is real, so the
-    // step has P = T KP pairs; the tiles of each expert's rows are listed on the device and two
-    // launches do every expert, SiLU(gate) * up fused into the first. No host synchronisation.
-    // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 [P, D] | tiles.
-    const int P = T * KP, max_tiles = kernels::moe_max_tiles(P, X);
+    // step has P = T KP pairs, and the always-on slots (shared experts, a dense MLP) come last in
+    // expert order with T rows each. The routed experts' tiles are listed on the device and two
+    // launches do them all, SiLU(gate) * up fused into the first; the always-on slots are full
+    // products of T rows, where cuBLAS runs faster (strided batches, then SiLU * up). No host
+    // synchronisation. GHOSTLINE_SHARED_CUBLAS=0 sends the always-on slots to the grouped kernel.
+    // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 [P, D] | tiles |
+    //          always-on gate/up f32 [S T, 2I].
+    const int P = T * KP;
+    const bool shared_blas = L.S > 0 && env_on("GHOSTLINE_SHARED_CUBLAS");
+    const int Xg = shared_blas ? L.E : X, max_tiles = kernels::moe_max_tiles(shared_blas ? T * L.K : P, Xg);
+    const int64_t routed_rows = static_cast<int64_t>(T) * L.K, shared_rows = static_cast<int64_t>(T) * L.S;
     auto up = [](int64_t b) { return (b + 255) / 256 * 256; };
     const int64_t in_b = up(static_cast<int64_t>(P) * D * es), act_b = up(static_cast<int64_t>(P) * I * es),
-                  out_b = up(static_cast<int64_t>(P) * D * 4), tiles_b = up(static_cast<int64_t>(max_tiles) * 16 + 16);
-    if (in_b + act_b + out_b + tiles_b > moe_scratch_.bytes()) {
+                  out_b = up(static_cast<int64_t>(P) * D * 4), tiles_b = up(static_cast<int64_t>(max_tiles) * 16 + 16),
+                  gu_b = shared_blas ? up(shared_rows * 2 * I * 4) : 0;
+    const int64_t need = in_b + act_b + out_b + tiles_b + gu_b;
+    if (need > moe_scratch_.bytes()) {
       CUDA_TRY(cudaStreamSynchronize(stream_));
-      if (auto a = moe_scratch_.alloc((in_b + act_b + out_b + tiles_b) * 5 / 4); !a) return a;
+      if (auto a = moe_scratch_.alloc(need * 5 / 4); !a) return a;
     }
     uint8_t* base = moe_scratch_.get<uint8_t>();
     void* gin = base;
@@ -389,7 +398,27 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     kernels::MoePadding pad;
     pad.packed = true;
     kernels::moe_gather(ws.h, D, ws.moe, KP, P, pad, gin, dt_, stream_);
-    kernels::moe_tiles(ws.moe.expert_offset, X, tiles, n_tiles, stream_);
+    if (shared_blas) {
+      float* gu = reinterpret_cast<float*>(base + in_b + act_b + out_b + tiles_b);
+      kernels::GemmBatch b{L.S, static_cast<int64_t>(T) * D, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
+      kernels::gemm(blas_, T, 2 * I, D, byte_at(gin, routed_rows * D, dt_), D, byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_),
+                    D, true, dt_, gu, 2 * I, 1.0f, 0.0f, b);
+      for (int sl = 0; sl < L.S && L.gate_up_bias; ++sl)
+        kernels::add_bias(gu + static_cast<int64_t>(sl) * T * 2 * I, 2 * I, T, 2 * I, L.gate_up_bias + static_cast<int64_t>(L.E + sl) * 2 * I,
+                          stream_);
+      void* sact = const_cast<uint8_t*>(byte_at(act, routed_rows * I, dt_));
+      kernels::silu_mul_rows(gu, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
+      kernels::GemmBatch bd{L.S, static_cast<int64_t>(T) * I, static_cast<int64_t>(D) * I, static_cast<int64_t>(T) * D};
+      kernels::gemm(blas_, T, D, I, sact, I, byte_at(L.down.p, static_cast<int64_t>(L.E) * D * I, dt_), I, true, dt_, out + routed_rows * D, D,
+                    1.0f, 0.0f, bd);
+      for (int sl = 0; sl < L.S && L.down_bias; ++sl)
+        kernels::add_bias(out + (routed_rows + static_cast<int64_t>(sl) * T) * D, D, T, D, L.down_bias + static_cast<int64_t>(L.E + sl) * D,
+                          stream_);
+    }
+    ++stats.moe_grouped_layers;
+    moe_out_ = out;
+    if (Xg == 0) return ok();
+    kernels::moe_tiles(ws.moe.expert_offset, Xg, tiles, n_tiles, stream_);
     kernels::GroupedGemm g;
     g.tiles = tiles, g.n_tiles = n_tiles, g.max_tiles = max_tiles;
     g.a = gin, g.lda = D, g.w = L.gate_up.p, g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = L.gate_up_bias;
@@ -398,8 +427,6 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     g.a = act, g.lda = I, g.w = L.down.p, g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = L.down_bias;
     g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D;
     kernels::grouped_gemm(g, stream_);
-    ++stats.moe_grouped_layers;
-    moe_out_ = out;
     return ok();
   }
   // Prefill: the group sizes come to the host, then per layer the cheaper of two ways:

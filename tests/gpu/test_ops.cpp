@@ -5,6 +5,7 @@
 // group-limited, renormalised) with the pair sort, and the grouped expert products.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "engine/cpu/kernels.h"
@@ -588,7 +589,7 @@ void gather_cache_bf16_case(Report& rep, Rng& rng) {
 
 // Routing, the packed gather, the device tile list and both grouped products against the CPU
 // (per pair, float32 inputs: the kernels round the rows and the activations to bf16).
-void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::RouteParams rp, bool bias) {
+void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::RouteParams rp, bool bias, bool wide = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, DType::BF16), down(rng, static_cast<int64_t>(X) * D, I, DType::BF16);
@@ -611,10 +612,12 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
   g.tiles = tl, g.n_tiles = n_tiles.p, g.max_tiles = max_tiles;
   g.a = gin.p, g.lda = D, g.w = gu.dev(), g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = bias ? dbgu.p : nullptr;
   g.N = I, g.K = D, g.silu = true, g.out = act.p, g.ldo = I;
+  if (wide) setenv("GHOSTLINE_GROUPED_WIDE", "1", 1);  // the 128 x 256 tiles
   kernels::grouped_gemm(g, nullptr);
   g.a = act.p, g.lda = I, g.w = down.dev(), g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = bias ? dbd.p : nullptr;
   g.N = D, g.K = I, g.silu = false, g.out = out.p, g.ldo = D;
   kernels::grouped_gemm(g, nullptr);
+  unsetenv("GHOSTLINE_GROUPED_WIDE");
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = out.download();
@@ -633,7 +636,8 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
     worst = std::max(worst, slot[q] < 0 ? INFINITY : rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
-  std::snprintf(name, sizeof name, "grouped_gemm gate_up (SiLU) + down T=%d D=%d I=%d X=%d top-%d%s", T, D, I, X, rp.K, bias ? " +bias" : "");
+  std::snprintf(name, sizeof name, "grouped_gemm gate_up (SiLU) + down T=%d D=%d I=%d X=%d top-%d%s%s", T, D, I, X, rp.K, bias ? " +bias" : "",
+                wide ? " (256-wide)" : "");
   rep.check(name, worst, 1e-2, err);
 }
 
@@ -704,6 +708,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   prefill_attention_case(rep, rng, false, 4, 4, 64, 0);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true);
   grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
+  grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, true);
+  grouped_experts_case(rep, rng, 300, 512, 136, kernels::RouteParams{8, 2, 0, 1, 1, false, false, 1.0f}, false, true);
 }
 
 }  // namespace ghostline::gpu_test
