@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "engine/runtime/sequence.h"
 
@@ -26,19 +27,34 @@ DraftPolicy::DraftPolicy(int fixed_length) : fixed_length_(std::min(fixed_length
   // Priors: a previous suggestion is usually still right; a lookup after a long match most of
   // the time; after a short one, half the time.
   accepted_[0] = 3, rejected_[0] = 1;
-  accepted_[1] = 1, rejected_[1] = 1;
-  accepted_[2] = 2, rejected_[2] = 1;
+  const double lookup_prior[] = {1, 1, 2, 3, 4};  // accepted per rejection, by match length
+  for (int i = 1; i < kDraftSources; ++i) accepted_[i] = lookup_prior[i - 1], rejected_[i] = 1;
 }
+
+namespace {
+
+// Keeps the last kSamples values in `ring` (count = values ever added) and returns the lower
+// quartile of those kept: a step slowed down by another process is an outlier above, never below.
+template <size_t N>
+double add_sample(std::array<double, N>& ring, int& count, double value) {
+  ring[count++ % N] = value;
+  const int n = std::min<int>(count, N);
+  std::array<double, N> sorted = ring;
+  std::nth_element(sorted.begin(), sorted.begin() + n / 4, sorted.begin() + n);
+  return sorted[n / 4];
+}
+
+}  // namespace
 
 void DraftPolicy::record_step(int tokens, double ms) {
   if (tokens <= 0 || tokens > kMaxStepTokens || ms <= 0) return;
-  auto& ring = samples_[tokens];
-  ring[n_samples_[tokens]++ % kSamples] = ms;
-  const int n = std::min(n_samples_[tokens], kSamples);
-  std::array<double, kSamples> sorted = ring;
-  std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.begin() + n);
-  step_ms_[tokens] = sorted[n / 2];
+  step_ms_[tokens] = add_sample(samples_[tokens], n_samples_[tokens], ms);
   timed_[tokens] = true;
+}
+
+void DraftPolicy::record_overhead(double ms) {
+  if (ms < 0) return;
+  overhead_ms_ = add_sample(overhead_samples_, n_overhead_, ms);
 }
 
 double DraftPolicy::cost_ms(int n) const {
@@ -86,9 +102,9 @@ int DraftPolicy::length(DraftSource source) {
     return c > 0 ? c : base * (1 + 0.1 * (n - 1));
   };
   int best_k = 0;
-  double best = 1.0 / cost(1);
+  double best = 1.0 / (cost(1) + overhead_ms_);
   for (int k = 1; k <= kMaxDraft; ++k) {
-    double rate = (1 - std::pow(a, k + 1)) / (1 - a) / cost(1 + k);
+    double rate = (1 - std::pow(a, k + 1)) / (1 - a) / (cost(1 + k) + overhead_ms_);
     if (rate > best * 1.02) best = rate, best_k = k;
   }
   if (best_k == 0 && calls_ % 16 == 0) return 1;  // probe
@@ -104,6 +120,27 @@ std::pair<std::vector<int32_t>, int> longest_lookup(std::span<const int32_t> tok
   for (int ngram = kMaxNgram; ngram >= 1; --ngram) {
     auto found = prompt_lookup(tokens, ngram, max_len);
     if (!found.empty()) return {std::move(found), ngram};
+  }
+  return {{}, 0};
+}
+
+// The longest match (up to 8 tokens) of the end of `tokens` inside `text` with something after
+// it, at the occurrence nearest to position `near` of text: what follows (at most max_len), and
+// the match length.
+std::pair<std::vector<int32_t>, int> lookup_in(std::span<const int32_t> tokens, std::span<const int32_t> text, int near,
+                                               int max_len) {
+  constexpr int kMaxNgram = 8;
+  const int n = static_cast<int>(tokens.size()), m = static_cast<int>(text.size());
+  for (int ngram = std::min(kMaxNgram, n); ngram >= 1; --ngram) {
+    std::span<const int32_t> tail = tokens.subspan(n - ngram);
+    int best = -1;
+    for (int start = 0; start + ngram < m; ++start)
+      if (std::equal(tail.begin(), tail.end(), text.begin() + start) &&
+          (best < 0 || std::abs(start + ngram - near) < std::abs(best + ngram - near)))
+        best = start;
+    if (best < 0) continue;
+    const int from = best + ngram, len = std::min(max_len, m - from);
+    return {std::vector<int32_t>(text.begin() + from, text.begin() + from + len), ngram};
   }
   return {{}, 0};
 }
@@ -125,8 +162,19 @@ void propose_draft(Sequence& seq, DraftPolicy& policy) {
     return;
   }
   auto [found, match] = longest_lookup(seq.tokens, room);
+  // A previous suggestion the output left (the user typed a character it did not predict, or
+  // that one it did, which the new output starts after): looked up like the prompt, near where
+  // the output has got to, and preferred on an equal match.
+  if (!hint.empty()) {
+    auto [in_hint, hint_match] = lookup_in(seq.tokens, hint, g, room);
+    if (!in_hint.empty() && hint_match >= match) found = std::move(in_hint), match = hint_match;
+  }
   if (found.empty()) return;
-  const DraftSource source = match >= 3 ? DraftSource::LookupLong : DraftSource::Lookup;
+  const DraftSource source = match >= 8   ? DraftSource::LookupFull
+                            : match >= 5 ? DraftSource::LookupLonger
+                            : match >= 3 ? DraftSource::LookupLong
+                            : match == 2 ? DraftSource::Lookup2
+                                         : DraftSource::Lookup;
   const int len = std::min<int>(policy.length(source), static_cast<int>(found.size()));
   found.resize(std::max(0, len));
   seq.draft = std::move(found);

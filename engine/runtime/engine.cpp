@@ -259,6 +259,7 @@ void EngineImpl::publish_counters() {
 void EngineImpl::step() {
   // Time budgets.
   const auto now = Clock::now();
+  const auto step_start = now;
   for (Sequence* s : scheduler_.all()) {
     const double age = ms_between(s->submitted, now);
     if ((s->request.max_total_ms > 0 && age > s->request.max_total_ms) ||
@@ -297,7 +298,8 @@ void EngineImpl::step() {
   // probabilities of rejection sampling.
   const bool pick = model_->picks_tokens() && plan_picks(step, row);
   auto r = pick ? model_->forward_pick(step.batch, picks_, ids_) : model_->forward(step.batch, logits_);
-  if (all_decode) draft_policy_.record_step(static_cast<int>(step.batch.tokens.size()), ms_between(t0, Clock::now()));
+  const auto t1 = Clock::now();
+  if (all_decode) draft_policy_.record_step(static_cast<int>(step.batch.tokens.size()), ms_between(t0, t1));
   const size_t V = model_->info().vocab_size;
   if (r && pick && ids_.size() < static_cast<size_t>(row))
     r = make_error(ErrorCode::Internal, "model returned " + std::to_string(ids_.size()) + " tokens, expected " + std::to_string(row));
@@ -309,6 +311,9 @@ void EngineImpl::step() {
     return;
   }
   postprocess(step, pick ? nullptr : &logits_, pick ? &ids_ : nullptr);
+  // What a decode step costs besides the forward (drafting, scheduling, sampling, streaming):
+  // the draft policy counts it per step, so it weighs against the forward's cost.
+  if (all_decode) draft_policy_.record_overhead(ms_between(step_start, t0) + ms_between(t1, Clock::now()));
 }
 
 bool EngineImpl::plan_picks(const ScheduledStep& step, int rows) {

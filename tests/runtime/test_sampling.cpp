@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <map>
+#include <random>
+#include <vector>
 
 #include "engine/runtime/drafter.h"
 #include "engine/runtime/sampler.h"
@@ -16,6 +18,24 @@ TEST_CASE("greedy picks the argmax, lowest id on ties") {
   std::vector<float> l = {0.1f, 2.0f, -1.0f, 2.0f};
   Sampler s(SamplingParams{});
   CHECK(s.sample(l) == 1);
+}
+
+TEST_CASE("argmax: the first index of the largest value, any length, ties and NaNs as a plain scan") {
+  std::mt19937 rng(5);
+  for (size_t n : {1, 3, 15, 16, 17, 31, 33, 100, 16384}) {
+    for (int rep = 0; rep < 20; ++rep) {
+      std::vector<float> l(n);
+      // Few distinct values, so that the largest one repeats; now and then a NaN.
+      for (auto& x : l) x = static_cast<float>(static_cast<int>(rng() % 7)) - 3.0f;
+      if (rep % 3 == 1) l[rng() % n] = std::nanf("");
+      if (rep % 5 == 2) l[rng() % n] = 1e30f;
+      int32_t ref = 0;
+      for (size_t i = 1; i < n; ++i)
+        if (l[i] > l[ref]) ref = static_cast<int32_t>(i);
+      INFO("n=" << n << " rep=" << rep);
+      CHECK(argmax(l) == ref);
+    }
+  }
 }
 
 TEST_CASE("temperature sampling: same seed same tokens; frequencies follow softmax") {
