@@ -233,6 +233,20 @@ void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float*
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
               int max_active, bool lean, float* pair_out, cudaStream_t s);
+// One token's experts (the decode step of one sequence, T == 1, after moe_route with also_sort):
+// one block row per pair slot p < K + S, its expert pair_expert[p] (none when -1).
+//   moe_gate_up_one: act[p, j] = silu(gate_e[j] · h[0]) * (up_e[j] · h[0]) (+ b_gu), rows by slot.
+//   moe_down_one:    pair_out[pair_slot[p], :] = down_e · act[p, :] (+ b_down), rows in expert
+//                    order as moe_down writes them (residual_rmsnorm's MoeSum reads them so).
+// Weights are requested before the programmatic-launch wait where the expert is known then (the
+// always-on slots; for down, the routing as it reads there: final when moe_route ran two launches
+// before, checked after the wait either way). Needs moe_one_fits (D, I <= 2048, multiples of 8,
+// 16-byte aligned pointers).
+bool moe_one_fits(int D, int I, const void* w_gu, const void* w_down, const float* h, const float* act);
+void moe_gate_up_one(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, const RouteParams& rp,
+                     const MoeRouting& r, float* act, cudaStream_t s);
+void moe_down_one(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const RouteParams& rp,
+                  const MoeRouting& r, float* pair_out, cudaStream_t s);
 // Prefill: the grouped products run as two strided batches (routed experts, shared slots) over
 // a padded layout: routed expert e owns rows [e maxc, e maxc + count_e), shared slot s (expert
 // E + s) rows [E maxc + s T, + T). Padding rows hold garbage that nothing reads.

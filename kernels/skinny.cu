@@ -332,7 +332,169 @@ void run(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s)
   else dispatch<float, MODE>(a, wt, grid_y, single, s);
 }
 
+// ---- one token's experts (the decode step of one sequence) -----------------------------------
+// Block row p is pair slot p of the token (its expert from pair_expert[p], read after the wait),
+// so no chain of sorted-list loads comes before the weights. Each warp holds the whole K span of
+// its R weight rows in registers (NCH chunks of 256 per row, all loads issued at once, 64 KB a
+// block in flight), and the weights are requested before the wait when the expert is known:
+// - gate/up: the always-on slots (p >= K: expert E + p - K), scheduled first (block row 0 is
+//   the last slot) so that they stream while the routing kernel runs;
+// - down: every slot, from pair_expert as it reads before the wait. With the routing two launches
+//   back (gate/up between) it is final there; it is checked after the wait, and the rows are
+//   loaded again when it differs, so the result never depends on that order.
+// x (h, or the pair's activations) is read after the wait into shared memory.
+struct OneArgs {
+  const void* w;
+  int64_t w_batch;
+  const float* x;
+  int64_t ldx;
+  float* y;
+  int64_t ldy;
+  const float* bias;
+  int64_t bias_batch;
+  int N, K;
+  const int32_t* pair_expert;
+  const int32_t* pair_slot;
+  int n_routed, E, X, KP;
+};
+
+template <typename WT, int R, int NCH, int MODE>
+__device__ __forceinline__ void one_load(const OneArgs& a, int e, int n0, int lane, Raw8<WT> (&raw)[NCH][R]) {
+  constexpr int OUT = MODE == kGateUp ? R / 2 : R;
+  const WT* W = static_cast<const WT*>(a.w) + static_cast<int64_t>(e) * a.w_batch;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int n = min(n0 + (MODE == kGateUp ? r % OUT : r), a.N - 1);
+    const int64_t row = MODE == kGateUp && r >= OUT ? a.N + n : n;
+    const WT* wr = W + row * a.K;
+#pragma unroll
+    for (int c = 0; c < NCH; ++c) {
+      const int k = lane * 8 + c * 256;
+      if (k < a.K) raw[c][r].load(wr + k);
+    }
+  }
+}
+
+template <typename WT, int R, int NCH, int MODE>
+__global__ void __launch_bounds__(256) moe_one_kernel(OneArgs a) {
+  extern __shared__ float4 one_xs4[];
+  float* xs = reinterpret_cast<float*>(one_xs4);
+  constexpr int OUT = MODE == kGateUp ? R / 2 : R;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int p = MODE == kGateUp ? a.KP - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
+  const int n0 = (blockIdx.x * n_warps + warp) * OUT;
+  int hint = MODE == kGateUp ? (p >= a.n_routed ? a.E + p - a.n_routed : -1) : __ldcg(a.pair_expert + p);
+  if (hint >= a.X) hint = -1;
+  Raw8<WT> raw[NCH][R];
+  if (hint >= 0) one_load<WT, R, NCH, MODE>(a, hint, n0, lane, raw);
+  grid_wait();
+  const int e = __ldcg(a.pair_expert + p);
+  const int slot = MODE == kDown ? __ldcg(a.pair_slot + p) : p;
+  const float* x = MODE == kGateUp ? a.x : a.x + static_cast<int64_t>(p) * a.ldx;
+  for (int i = threadIdx.x * 4; i < a.K; i += blockDim.x * 4)
+    *reinterpret_cast<float4*>(xs + i) = __ldcg(reinterpret_cast<const float4*>(x + i));
+  __syncthreads();
+  if (e < 0 || e >= a.X || slot < 0 || n0 >= a.N) return;
+  if (e != hint) one_load<WT, R, NCH, MODE>(a, e, n0, lane, raw);
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+#pragma unroll
+  for (int c = 0; c < NCH; ++c) {
+    const int k = lane * 8 + c * 256;
+    if (k < a.K) {
+      float xv[8];
+      load8_act(xs + k, xv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float w[8];
+        raw[c][r].unpack(w);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
+  if (lane != 0) return;
+  const float* bias = a.bias ? a.bias + static_cast<int64_t>(e) * a.bias_batch : nullptr;
+  float* y = a.y + static_cast<int64_t>(slot) * a.ldy;
+#pragma unroll
+  for (int r = 0; r < OUT; ++r) {
+    const int n = n0 + r;
+    if (n >= a.N) break;
+    if constexpr (MODE == kGateUp) {
+      float g = acc[r], u = acc[r + OUT];
+      if (bias) g += bias[n], u += bias[a.N + n];
+      y[n] = silu(g) * u;
+    } else {
+      y[n] = acc[r] + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+constexpr int kOneMaxK = 2048;
+
+template <typename WT, int MODE>
+void launch_one(const OneArgs& a, int slots, cudaStream_t s) {
+  const size_t smem = sizeof(float) * static_cast<size_t>(a.K);
+  auto go = [&](auto kernel, int out_per_warp) {
+    launch(kernel, dim3((a.N + 8 * out_per_warp - 1) / (8 * out_per_warp), slots), dim3(256), smem, s, a);
+  };
+  constexpr int half = MODE == kGateUp ? 2 : 1;
+  if (a.K <= 512) go(moe_one_kernel<WT, 4, 2, MODE>, 4 / half);
+  else if (a.K <= 1024) go(moe_one_kernel<WT, 4, 4, MODE>, 4 / half);
+  else if (a.K <= 1536) go(moe_one_kernel<WT, 2, 6, MODE>, 2 / half);
+  else go(moe_one_kernel<WT, 2, 8, MODE>, 2 / half);
+}
+
+template <int MODE>
+void run_one(const OneArgs& a, DType wt, int slots, cudaStream_t s) {
+  if (a.N <= 0 || slots <= 0) return;
+  if (wt == DType::BF16) launch_one<bf16, MODE>(a, slots, s);
+  else launch_one<float, MODE>(a, slots, s);
+}
+
 }  // namespace
+
+bool moe_one_fits(int D, int I, const void* w_gu, const void* w_down, const float* h, const float* act) {
+  auto al = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; };
+  return D > 0 && I > 0 && D % 8 == 0 && I % 8 == 0 && D <= kOneMaxK && I <= kOneMaxK && al(w_gu) && al(w_down) && al(h) && al(act);
+}
+
+void moe_gate_up_one(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, const RouteParams& rp,
+                     const MoeRouting& r, float* act, cudaStream_t s) {
+  if (!moe_one_fits(D, I, w_gu, w_gu, h, act)) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  OneArgs a{};
+  a.w = w_gu, a.w_batch = static_cast<int64_t>(2) * I * D;
+  a.x = h, a.ldx = D;
+  a.y = act, a.ldy = I;
+  a.bias = b_gu, a.bias_batch = static_cast<int64_t>(2) * I;
+  a.N = I, a.K = D;
+  a.pair_expert = r.pair_expert, a.pair_slot = r.pair_slot;
+  a.n_routed = rp.K, a.E = rp.E, a.X = rp.E + rp.S, a.KP = rp.K + rp.S;
+  run_one<kGateUp>(a, wt, a.KP, s);
+}
+
+void moe_down_one(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const RouteParams& rp,
+                  const MoeRouting& r, float* pair_out, cudaStream_t s) {
+  if (!moe_one_fits(D, I, w_down, w_down, act, act)) {
+    check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  OneArgs a{};
+  a.w = w_down, a.w_batch = static_cast<int64_t>(D) * I;
+  a.x = act, a.ldx = I;
+  a.y = pair_out, a.ldy = D;
+  a.bias = b_down, a.bias_batch = D;
+  a.N = D, a.K = I;
+  a.pair_expert = r.pair_expert, a.pair_slot = r.pair_slot;
+  a.n_routed = rp.K, a.E = rp.E, a.X = rp.E + rp.S, a.KP = rp.K + rp.S;
+  run_one<kDown>(a, wt, a.KP, s);
+}
 
 void skinny_gemm(const Skinny& p, cudaStream_t s) {
   if (p.T <= 0) return;

@@ -31,6 +31,13 @@ bool fuse_norm_router(bool decode, const DeviceLayer& L, const float* x, const f
   static const bool on = env_on("GHOSTLINE_FUSE_ROUTER");
   return on && decode && L.E > 0 && kernels::rmsnorm_router_fits(x, delta, D, L.router);
 }
+
+// One sequence decoding: the experts by pair slot (moe_gate_up_one / moe_down_one, weights
+// requested before the launch wait). GHOSTLINE_MOE_ONE=0 keeps the sorted-list kernels.
+bool moe_one_on() {
+  static const bool on = env_on("GHOSTLINE_MOE_ONE");
+  return on;
+}
 }  // namespace
 
 kernels::RouteParams CudaModel::route_params(const DeviceLayer& L) const {
@@ -360,6 +367,12 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
     // Routed experts get a few of the tokens each: the lean kernel. A dense layer (one slot with
     // every token) reads its weights once per 8 tokens instead.
     const bool lean = T == 1 || L.E > 0;
+    if (one && moe_one_on() && kernels::moe_one_fits(D, I, L.gate_up.p, L.down.p, ws.h, ws.act)) {
+      kernels::moe_gate_up_one(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, route_params(L), ws.moe, ws.act, stream_);
+      kernels::moe_down_one(ws.act, I, L.down.p, dt_, L.down_bias, D, route_params(L), ws.moe, ws.pair_out, stream_);
+      moe_out_ = ws.pair_out;
+      return ok();
+    }
     kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_);
     kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_);
     moe_out_ = ws.pair_out;

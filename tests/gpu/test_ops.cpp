@@ -469,7 +469,9 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
   rep.expect(std::string("moe_sort ") + label + ": offsets, slots, active list", sort_ok, err);
 }
 
-void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean) {
+// one: the kernels of one token by pair slot (moe_gate_up_one / moe_down_one), bias when given.
+void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean, bool one = false,
+                  bool bias = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, dt), down(rng, static_cast<int64_t>(X) * D, I, dt);
@@ -477,10 +479,19 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   std::vector<int32_t> seq(T, 0);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
+  auto bgu = rng.normal(static_cast<size_t>(X) * 2 * I, 0.1f), bd = rng.normal(static_cast<size_t>(X) * D, 0.1f);
+  Dev<float> dbgu(bgu), dbd(bd);
+  const float* b_gu = bias ? dbgu.p : nullptr;
+  const float* b_d = bias ? dbd.p : nullptr;
   kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, T == 1, nullptr);
   if (T != 1) kernels::moe_sort(T, KP, X, mb.r, nullptr);
-  kernels::moe_gate_up(dh.p, D, gu.dev(), dt, nullptr, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr);
-  kernels::moe_down(act.p, I, down.dev(), dt, nullptr, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr);
+  if (one) {
+    kernels::moe_gate_up_one(dh.p, D, gu.dev(), dt, b_gu, I, rp, mb.r, act.p, nullptr);
+    kernels::moe_down_one(act.p, I, down.dev(), dt, b_d, D, rp, mb.r, pair_out.p, nullptr);
+  } else {
+    kernels::moe_gate_up(dh.p, D, gu.dev(), dt, b_gu, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr);
+    kernels::moe_down(act.p, I, down.dev(), dt, b_d, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr);
+  }
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = pair_out.download();
@@ -491,15 +502,17 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
     cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
     cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, nullptr, g.data());
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu, nullptr, u.data());
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I : nullptr,
+                g.data());
+    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu,
+                bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I + I : nullptr, u.data());
     cpu::silu_mul(g.data(), u.data(), I);
-    cpu::matmul(pool(), g.data(), 1, wd, nullptr, y.data());
+    cpu::matmul(pool(), g.data(), 1, wd, bias ? bd.data() + static_cast<int64_t>(e) * D : nullptr, y.data());
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
-  std::snprintf(name, sizeof name, "moe_gate_up + moe_down %s T=%d D=%d I=%d X=%d top-%d%s", dt == DType::BF16 ? "bf16" : "f32", T, D, I,
-                X, rp.K, lean ? " (lean)" : "");
+  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s", one ? "_one" : "", one ? "_one" : "",
+                dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "");
   rep.check(name, worst, 2e-6, err);
 }
 
@@ -701,6 +714,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
+  experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy, true, true);  // down: 6 chunks of 256 a lane
+  experts_case(rep, rng, DType::BF16, 1, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, true, true);
+  experts_case(rep, rng, DType::F32, 1, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, true, true, true);
+  experts_case(rep, rng, DType::F32, 1, 520, 1032, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, true, true);  // dense slot
   gather_cache_bf16_case(rep, rng);
   prefill_attention_case(rep, rng, true, 16, 16, 150, 77);
   prefill_attention_case(rep, rng, true, 16, 16, 193, 0);
