@@ -41,6 +41,23 @@ inline float hsum16(__m512 v) {
   return _mm_cvtss_f32(lo);
 }
 
+// hsum16 of sixteen vectors at once, with the same additions: lane 4 (i % 4) + i / 4 of the
+// result is hsum16(v[i]) bit for bit. Four rounds each add two shuffled halves of the previous
+// vectors (l_i + l_(i+8), then within each 8: s_j + s_(j+4), then t_0 + t_2 and t_1 + t_3, then
+// u_0 + u_1): 45 instructions for sixteen sums rather than about 8 x 16 one by one.
+inline __m512 hsum16x16(const __m512 v[16]) {
+  __m512 a[8], b[4], c[2];
+  GHOSTLINE_UNROLL for (int p = 0; p < 8; ++p)  // halves: [v_2p lanes 0-7 + 8-15 | v_2p+1 the same]
+    a[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44), _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xEE));
+  GHOSTLINE_UNROLL for (int q = 0; q < 4; ++q)  // 128-bit chunk k: v_4q+k, s_j + s_(j+4)
+    b[q] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], 0x88), _mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], 0xDD));
+  GHOSTLINE_UNROLL for (int m = 0; m < 2; ++m)  // chunk k: (u0, u1) of v_8m+k, then of v_8m+4+k
+    c[m] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * m], b[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(b[2 * m], b[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // chunk k: v_k, v_4+k, v_8+k, v_12+k
+  return _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 inline float fma1(float a, float b, float c) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
@@ -108,10 +125,28 @@ inline void nt_tile(const float* xp, int64_t ldxp, const float* x, int64_t ldx, 
       GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) acc[r][t] = _mm512_fmadd_ps(b, xb[t], acc[r][t]);
     }
   }
-  GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
-    float s = hsum16(acc[r][t]);
-    for (int64_t k = K32; k < K; ++k) s = fma1(x[t * ldx + k], L::load1(w + r * ldw + k), s);
-    y[t * ldy + r] = s;
+  if constexpr (R * TT >= 8 && R * TT <= 16) {  // the sums all at once (the same bits as one by one)
+    __m512 v[16];
+    GHOSTLINE_UNROLL for (int i = 0; i < 16; ++i) v[i] = i < R * TT ? acc[i / TT][i % TT] : _mm512_setzero_ps();
+    const __m512 all = hsum16x16(v);
+    if (R == 4 && TT == 4 && K32 == K) {  // 128-bit chunk t: token t's four rows
+      GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) _mm_storeu_ps(y + t * ldy, _mm512_extractf32x4_ps(all, t & 3));
+      return;
+    }
+    alignas(64) float sums[16];
+    _mm512_store_ps(sums, all);
+    GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+      const int i = r * TT + t;
+      float s = sums[4 * (i % 4) + i / 4];
+      for (int64_t k = K32; k < K; ++k) s = fma1(x[t * ldx + k], L::load1(w + r * ldw + k), s);
+      y[t * ldy + r] = s;
+    }
+  } else {
+    GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+      float s = hsum16(acc[r][t]);
+      for (int64_t k = K32; k < K; ++k) s = fma1(x[t * ldx + k], L::load1(w + r * ldw + k), s);
+      y[t * ldy + r] = s;
+    }
   }
 }
 
