@@ -89,20 +89,22 @@ const float* bias_or_null(const Vec& v) { return v.empty() ? nullptr : v.data();
 
 std::vector<CpuModel::QueryTile> CpuModel::query_tiles(const std::vector<TokenMeta>& meta, int units, int per_unit) const {
   // Tiles of (token range) x (unit range) of one sequence; units are heads (MLA: every head reads
-  // the same latent) or KV heads (GQA: a KV head's group). About one tile per thread for a few
-  // tokens, up to ~32 queries per tile for prefill; the results do not depend on the tiling.
+  // the same latent) or KV heads (GQA: a KV head's group). The units are split over the threads
+  // first (a few tokens: every thread gets the same share whatever their number, where tiles of
+  // whole tokens left one of two threads 2 of 3 tiles at 3, 5, 7 or 9 tokens), then the tokens
+  // among threads left over and so that a tile has up to ~32 queries (prefill); the results do
+  // not depend on the tiling.
   std::vector<QueryTile> tiles;
   const int64_t T = static_cast<int64_t>(meta.size());
   const int threads = pool_.size();
+  const int uu = std::max(1, (units + threads - 1) / threads);
+  const int64_t unit_tiles = (units + uu - 1) / uu, token_splits = (threads + unit_tiles - 1) / unit_tiles;
+  const int64_t max_tt = std::max(1, 32 / (uu * per_unit));
   for (int64_t t0 = 0; t0 < T;) {
     int64_t t1 = t0;
     while (t1 < T && meta[t1].seq == meta[t0].seq) ++t1;
-    const int64_t nq = (t1 - t0) * units * per_unit;
-    const int64_t target = std::clamp<int64_t>((nq + threads - 1) / threads, 1, 32);
-    const int64_t per_token = static_cast<int64_t>(units) * per_unit;
-    int tt = 1, uu = units;
-    if (target >= per_token) tt = static_cast<int>(target / per_token);
-    else uu = static_cast<int>(std::max<int64_t>(1, target / per_unit));
+    // More threads than unit tiles: the tokens split among them as well.
+    const int64_t tt = std::clamp<int64_t>((t1 - t0 + token_splits - 1) / token_splits, 1, max_tt);
     for (int64_t a = t0; a < t1; a += tt)
       for (int u = 0; u < units; u += uu)
         tiles.push_back({static_cast<int>(a), static_cast<int>(std::min<int64_t>(t1, a + tt)), u, std::min(units, u + uu)});
