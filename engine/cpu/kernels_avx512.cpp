@@ -245,7 +245,10 @@ void gemm_nn_acc(const float* a, int64_t lda, int64_t T, const float* b, int64_t
                  int64_t ldy) {
   int64_t t = 0;
   for (; t + 4 <= T; t += 4) nn_cols<4>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
-  for (; t < T; ++t) nn_cols<1>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
+  // The last 1-3 tokens together (each b row loaded once for them; the same chains).
+  if (T - t == 3) nn_cols<3>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
+  else if (T - t == 2) nn_cols<2>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
+  else if (T - t == 1) nn_cols<1>(a + t * lda, lda, b, ldb, P, C, y + t * ldy, ldy);
 }
 
 }  // namespace
