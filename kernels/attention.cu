@@ -219,28 +219,11 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(Attention a, Tok
   const int64_t base = (static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits;
   if (warp == 0) {
     // Splits across the lanes (at most 64): one round of loads, then warp reductions.
-    float m[2], l[2];
+    const SplitWeights sw = split_weights(a.part_ml, base, a.G, g, S, lane);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int s = lane + 32 * i;
-      m[i] = -INFINITY, l[i] = 0.0f;
-      if (s < S) {
-        const int64_t idx = ((base + s) * a.G + g) * 2;
-        l[i] = a.part_ml[idx + 1];
-        if (l[i] > 0.0f) m[i] = a.part_ml[idx];
-      }
-    }
-    const float M = warp_max(fmaxf(m[0], m[1]));
-    float total = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int s = lane + 32 * i;
-      const float w = l[i] > 0.0f ? expf(m[i] - M) : 0.0f;
-      if (s < S) wts[s] = w;
-      total += w * l[i];
-    }
-    total = warp_sum(total);
-    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    for (int i = 0; i < 2; ++i)
+      if (lane + 32 * i < S) wts[lane + 32 * i] = sw.w[i];
+    if (lane == 0) inv_total = sw.total > 0.0f ? 1.0f / sw.total : 0.0f;
   }
   __syncthreads();
   const float* po = a.part_o + (base * a.G + g) * dv;

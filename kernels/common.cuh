@@ -47,6 +47,35 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(t);
 }
 
+// Flash-decoding merge, one warp: the weights of up to 64 splits of one head (lane holds splits
+// lane and lane + 32). Split s of the partials wrote its running max and sum at
+// part_ml[((base + s) * G + head) * 2 + {0, 1}]; its weight is exp(max_s - M) (M the largest max
+// of the splits with a non-zero sum; 0 for empty splits and those past S) and `total` is the sum
+// over the warp of weight × sum, the softmax denominator.
+struct SplitWeights {
+  float w[2];
+  float total;
+};
+__device__ __forceinline__ SplitWeights split_weights(const float* part_ml, int64_t base, int G, int head, int S, int lane) {
+  float m[2], l[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int s = lane + 32 * i;
+    m[i] = -INFINITY, l[i] = 0.0f;
+    if (s < S) {
+      const int64_t idx = ((base + s) * G + head) * 2;
+      l[i] = part_ml[idx + 1];
+      if (l[i] > 0.0f) m[i] = part_ml[idx];
+    }
+  }
+  const float M = warp_max(fmaxf(m[0], m[1]));
+  SplitWeights r;
+  r.w[0] = l[0] > 0.0f ? expf(m[0] - M) : 0.0f;
+  r.w[1] = l[1] > 0.0f ? expf(m[1] - M) : 0.0f;
+  r.total = warp_sum(r.w[0] * l[0] + r.w[1] * l[1]);
+  return r;
+}
+
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(bf16 v) { return __bfloat162float(v); }
 template <typename T> __device__ __forceinline__ T from_float(float v);

@@ -278,21 +278,9 @@ __global__ void __launch_bounds__(kMergeThreads) mla_merge_kernel(Attention a, T
 #pragma unroll
   for (int u = 0; u < 16; ++u) x[u] = S > 0 ? po[min(qd + 4 * u, S - 1) * stride4] : make_float4(0.f, 0.f, 0.f, 0.f);
   // Split weights, in every warp: splits lane and lane + 32.
-  float m[2], l[2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int s = lane + 32 * i;
-    m[i] = -INFINITY, l[i] = 0.0f;
-    if (s < S) {
-      const int64_t idx = ((base + s) * a.G + h) * 2;
-      l[i] = a.part_ml[idx + 1];
-      if (l[i] > 0.0f) m[i] = a.part_ml[idx];
-    }
-  }
-  const float M = warp_max(fmaxf(m[0], m[1]));
-  const float w0 = l[0] > 0.0f ? expf(m[0] - M) : 0.0f, w1 = l[1] > 0.0f ? expf(m[1] - M) : 0.0f;
-  const float total = warp_sum(w0 * l[0] + w1 * l[1]);
-  const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+  const SplitWeights sw = split_weights(a.part_ml, base, a.G, h, S, lane);
+  const float w0 = sw.w[0], w1 = sw.w[1];
+  const float inv_total = sw.total > 0.0f ? 1.0f / sw.total : 0.0f;
   float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
   for (int u = 0; u < 16; ++u) {
