@@ -8,6 +8,7 @@
 // In the MoE modes blockIdx.y is an expert slot: slots past *n_active exit at once, so the grid
 // can be sized for the worst case and captured in a CUDA graph.
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/common.cuh"
 
@@ -16,6 +17,14 @@ namespace ghostline::kernels {
 namespace {
 
 enum Mode { kPlain = 0, kGateUp = 1, kDown = 2 };
+constexpr int kFewRows = 4;  // plain products of 2 .. kFewRows rows take plain_few_rows
+
+// Whether plain products of a few rows take plain_few_rows (GHOSTLINE_SKINNY_FEW=0: the general
+// path, for comparisons). Read at every launch, so that a benchmark can compare both.
+bool few_rows_on() {
+  const char* e = std::getenv("GHOSTLINE_SKINNY_FEW");
+  return !(e && e[0] == '0');
+}
 
 struct SkinnyArgs {
   const void* w;
@@ -198,10 +207,85 @@ __device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
   }
 }
 
+// Plain mode, 2 .. MAXT activation rows (a verification of a few drafted tokens, a small batch):
+// as plain_single_row, the first U chunks of every weight row are requested before grid_wait and
+// every weight is used for all the rows; the sums are the general path's, in the same order.
+template <typename WT, int R, int MAXT>
+__device__ __forceinline__ void plain_few_rows(const SkinnyArgs& a) {
+  constexpr int U = R >= 4 ? 2 : 8 / R;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int64_t b = blockIdx.y;
+  const WT* W = static_cast<const WT*>(a.w) + b * a.w_batch;
+  const int n0 = (blockIdx.x * n_warps + warp) * R;
+  const WT* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wr[r] = W + static_cast<int64_t>(min(n0 + r, a.N - 1)) * a.ldw;
+  const int k0 = lane * 8;
+  Raw8<WT> pre[U][R];
+  if (n0 < a.N) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (k0 + u * 256 < a.K) pre[u][r].load(wr[r] + k0 + u * 256);
+  }
+  grid_wait();
+  if (n0 >= a.N) return;
+  const float* x = a.x + b * a.x_batch;
+  const int nt = min(a.T, MAXT);
+  float acc[R][MAXT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < MAXT; ++t) acc[r][t] = 0.0f;
+  auto use = [&](const Raw8<WT> (&raw)[R], int k) {
+    float w[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r) raw[r].unpack(w[r]);
+#pragma unroll
+    for (int t = 0; t < MAXT; ++t) {
+      if (t >= nt) break;
+      float xv[8];
+      load8_act(x + t * a.ldx + k, xv);
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[r][t] = fmaf(w[r][i], xv[i], acc[r][t]);
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+    if (k0 + u * 256 < a.K) use(pre[u], k0 + u * 256);
+  for (int k = k0 + U * 256; k < a.K; k += 256) {
+    Raw8<WT> raw[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) raw[r].load(wr[r] + k);
+    use(raw, k);
+  }
+  float* y = a.y + b * a.y_batch;
+  const float* bias = a.bias ? a.bias + b * a.bias_batch : nullptr;
+#pragma unroll
+  for (int t = 0; t < MAXT; ++t) {
+    if (t >= nt) break;
+    float sum[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) sum[r] = warp_sum(acc[r][t]);
+    if (lane == 0) {
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (n0 + r < a.N) y[t * a.ldy + n0 + r] = sum[r] + (bias ? bias[n0 + r] : 0.0f);
+    }
+  }
+}
+
 template <typename WT, int R, int MAXT, bool VEC, int MODE>
 __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
   if constexpr (MODE == kPlain && MAXT == 1 && VEC) {
     plain_single_row<WT, R>(a);
+    return;
+  }
+  if constexpr (MODE == kPlain && MAXT == kFewRows && VEC) {
+    plain_few_rows<WT, R, kFewRows>(a);
     return;
   }
   grid_wait();
@@ -294,6 +378,8 @@ void launch_rows(const SkinnyArgs& a, bool vec, bool single, int warps, int grid
   if (single) {
     if (vec) launch(skinny_kernel<WT, R, 1, true, MODE>, grid, dim3(warps * 32), 0, s, a);
     else launch(skinny_kernel<WT, R, 1, false, MODE>, grid, dim3(warps * 32), 0, s, a);
+  } else if (MODE == kPlain && vec && a.T <= kFewRows && few_rows_on()) {
+    launch(skinny_kernel<WT, R, kFewRows, true, MODE>, grid, dim3(warps * 32), 0, s, a);
   } else {
     if (vec) launch(skinny_kernel<WT, R, 8, true, MODE>, grid, dim3(warps * 32), 0, s, a);
     else launch(skinny_kernel<WT, R, 8, false, MODE>, grid, dim3(warps * 32), 0, s, a);

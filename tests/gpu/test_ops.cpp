@@ -672,6 +672,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
     skinny_case(rep, rng, dt, 5, 512, 128, 16, false);  // per-head absorption shape
     skinny_case(rep, rng, dt, 2, 30, 36, 3, true);      // K % 8 != 0: the scalar path
     skinny_case(rep, rng, dt, 64, 600, 256, 1, false);
+    skinny_case(rep, rng, dt, 2, 1000, 1408, 1, true);   // a few rows: plain_few_rows
+    skinny_case(rep, rng, dt, 4, 512, 128, 16, false);   // a few rows, batched
   }
   blas_case(rep, rng, DType::BF16, 70, 300, 256, true);
   blas_case(rep, rng, DType::F32, 70, 300, 256, true);
