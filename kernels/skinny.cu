@@ -138,22 +138,18 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
-// R weight rows per warp (in gate_up mode R/2 output rows, each a gate and an up row).
-// Plain mode, one activation row: the weights do not depend on the kernel before, so the first
-// U chunks of every row are loaded before grid_wait (with programmatic dependent launch they
-// stream in while that kernel finishes), then the row of x is read.
-template <typename WT, int R>
-__device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
-  constexpr int U = R >= 4 ? 2 : 8 / R;
+// The plain kernels' start: this warp's R weight rows from n0 (rows past N repeat the last one;
+// their results are not written), their first U chunks of 256 requested before grid_wait (with
+// programmatic dependent launch they stream in while the kernel before finishes), then the wait.
+// Returns n0.
+template <typename WT, int R, int U>
+__device__ __forceinline__ int plain_rows_start(const SkinnyArgs& a, const WT* (&wr)[R], Raw8<WT> (&pre)[U][R]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  const int64_t b = blockIdx.y;
-  const WT* W = static_cast<const WT*>(a.w) + b * a.w_batch;
+  const WT* W = static_cast<const WT*>(a.w) + static_cast<int64_t>(blockIdx.y) * a.w_batch;
   const int n0 = (blockIdx.x * n_warps + warp) * R;
-  const WT* wr[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) wr[r] = W + static_cast<int64_t>(min(n0 + r, a.N - 1)) * a.ldw;
   const int k0 = lane * 8;
-  Raw8<WT> pre[U][R];
   if (n0 < a.N) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
@@ -162,6 +158,21 @@ __device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
         if (k0 + u * 256 < a.K) pre[u][r].load(wr[r] + k0 + u * 256);
   }
   grid_wait();
+  return n0;
+}
+
+// R weight rows per warp (in gate_up mode R/2 output rows, each a gate and an up row).
+// Plain mode, one activation row: the weights do not depend on the kernel before, so the first
+// U chunks of every row are loaded before grid_wait (with programmatic dependent launch they
+// stream in while that kernel finishes), then the row of x is read.
+template <typename WT, int R>
+__device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
+  constexpr int U = R >= 4 ? 2 : 8 / R;
+  const int lane = threadIdx.x & 31, k0 = lane * 8;
+  const int64_t b = blockIdx.y;
+  const WT* wr[R];
+  Raw8<WT> pre[U][R];
+  const int n0 = plain_rows_start<WT, R, U>(a, wr, pre);
   if (n0 >= a.N) return;
   const float* x = a.x + b * a.x_batch;
   float acc[R];
@@ -213,23 +224,11 @@ __device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
 template <typename WT, int R, int MAXT>
 __device__ __forceinline__ void plain_few_rows(const SkinnyArgs& a) {
   constexpr int U = R >= 4 ? 2 : 8 / R;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int lane = threadIdx.x & 31, k0 = lane * 8;
   const int64_t b = blockIdx.y;
-  const WT* W = static_cast<const WT*>(a.w) + b * a.w_batch;
-  const int n0 = (blockIdx.x * n_warps + warp) * R;
   const WT* wr[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) wr[r] = W + static_cast<int64_t>(min(n0 + r, a.N - 1)) * a.ldw;
-  const int k0 = lane * 8;
   Raw8<WT> pre[U][R];
-  if (n0 < a.N) {
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (k0 + u * 256 < a.K) pre[u][r].load(wr[r] + k0 + u * 256);
-  }
-  grid_wait();
+  const int n0 = plain_rows_start<WT, R, U>(a, wr, pre);
   if (n0 >= a.N) return;
   const float* x = a.x + b * a.x_batch;
   const int nt = min(a.T, MAXT);
