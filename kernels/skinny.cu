@@ -138,6 +138,18 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
+// acc[r] += the eight weights held in raw[r] · xv, for each of the R rows (in that order).
+template <typename WT, int R>
+__device__ __forceinline__ void fma_rows(const Raw8<WT> (&raw)[R], const float (&xv)[8], float (&acc)[R]) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    float w[8];
+    raw[r].unpack(w);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
+  }
+}
+
 // The plain kernels' start: this warp's R weight rows from n0 (rows past N repeat the last one;
 // their results are not written), their first U chunks of 256 requested before grid_wait (with
 // programmatic dependent launch they stream in while the kernel before finishes), then the wait.
@@ -184,13 +196,7 @@ __device__ __forceinline__ void plain_single_row(const SkinnyArgs& a) {
     if (k < a.K) {
       float xv[8];
       load8_act(x + k, xv);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float w[8];
-        pre[u][r].unpack(w);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
-      }
+      fma_rows(pre[u], xv, acc);
     }
   }
   for (int k = k0 + U * 256; k < a.K; k += 256) {
@@ -490,13 +496,7 @@ __global__ void __launch_bounds__(256) moe_one_kernel(OneArgs a) {
     if (k < a.K) {
       float xv[8];
       load8_act(xs + k, xv);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float w[8];
-        raw[c][r].unpack(w);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[r] = fmaf(w[i], xv[i], acc[r]);
-      }
+      fma_rows(raw[c], xv, acc);
     }
   }
 #pragma unroll
