@@ -73,6 +73,28 @@ struct Bench {
     }
     return ms;
   }
+  // One sequence's step of n_new random tokens after n_past, over `table`.
+  StepBatch sequence(int n_past, int n_new, const std::vector<int32_t>& table, bool all_logits = false) {
+    StepBatch sb;
+    for (int i = 0; i < n_new; ++i) sb.tokens.push_back(token());
+    SequenceStep s;
+    s.n_past = n_past;
+    s.n_new = n_new;
+    s.block_table = table;
+    s.all_logits = all_logits;
+    sb.seqs.push_back(s);
+    return sb;
+  }
+  // One new token for each of the first B sequences of `tables`, each after n_past tokens.
+  StepBatch decode(const std::vector<std::vector<int32_t>>& tables, int B, int n_past) {
+    StepBatch sb;
+    for (int q = 0; q < B; ++q) {
+      StepBatch one = sequence(n_past, 1, tables[q]);
+      sb.tokens.push_back(one.tokens[0]);
+      sb.seqs.push_back(std::move(one.seqs[0]));
+    }
+    return sb;
+  }
 };
 
 std::vector<int32_t> blocks(int first, int tokens) {
@@ -109,21 +131,11 @@ int profile_step(const std::string& path) {
   Model& m = **loaded;
   if (auto r = m.allocate_kv(kBlock, (kContext + 64) / kBlock + 4); !r) return 1;
   Bench b{m, m.info().vocab_size};
-  StepBatch sb;
-  for (int i = 0; i < kContext; ++i) sb.tokens.push_back(b.token());
-  SequenceStep s;
-  s.n_new = kContext;
-  s.block_table = blocks(0, kContext + 32);
-  sb.seqs.push_back(s);
-  b.run(sb);
+  const auto table = blocks(0, kContext + 32);
+  b.run(b.sequence(0, kContext, table));
   cuda::set_cuda_model_options(m, {false, 64});
   for (int i = 0; i < 4; ++i) {
-    StepBatch d;
-    d.tokens = {b.token()};
-    SequenceStep q = s;
-    q.n_past = kContext + i;
-    q.n_new = 1;
-    d.seqs.push_back(q);
+    const StepBatch d = b.sequence(kContext + i, 1, table);
     if (i == 3) cudaProfilerStart();
     b.run(d);
   }
@@ -210,12 +222,7 @@ int main(int argc, char** argv) {
     std::printf("  prefill   tokens   ms (TTFT)   tok/s\n");
     for (int L : {512, 2048, 8192}) {
       if (L > prefill_max) continue;
-      StepBatch sb;
-      for (int i = 0; i < L; ++i) sb.tokens.push_back(b.token());
-      SequenceStep s;
-      s.n_new = L;
-      s.block_table = blocks(0, L);
-      sb.seqs.push_back(s);
+      const StepBatch sb = b.sequence(0, L, blocks(0, L));
       b.run(sb);
       std::vector<double> t;
       for (int r = 0; r < std::max(3, reps / 5); ++r) t.push_back(b.run(sb));
@@ -230,29 +237,14 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int32_t>> tables;
     for (int q = 0; q < 32; ++q) tables.push_back(blocks(dec_first + q * seq_blocks, seq_blocks * kBlock));
     {
-      StepBatch sb;
-      for (int i = 0; i < kContext; ++i) sb.tokens.push_back(b.token());
-      SequenceStep s;
-      s.n_new = kContext;
-      s.block_table = tables[0];
-      sb.seqs.push_back(s);
-      b.run(sb);
+      b.run(b.sequence(0, kContext, tables[0]));
       for (int q = 1; q < 32; ++q)
         for (int k = 0; k < kContext / kBlock; ++k) m.copy_kv_block(tables[0][k], tables[q][k]);
     }
     auto decode = [&](int B) {
       std::vector<double> t;
       for (int i = 0; i < reps + 3; ++i) {
-        StepBatch sb;
-        for (int q = 0; q < B; ++q) {
-          sb.tokens.push_back(b.token());
-          SequenceStep s;
-          s.n_past = kContext + i;
-          s.n_new = 1;
-          s.block_table = tables[q];
-          sb.seqs.push_back(s);
-        }
-        const double ms = b.run(sb);
+        const double ms = b.run(b.decode(tables, B, kContext + i));
         if (i >= 3) t.push_back(ms);
       }
       return median(t);
@@ -301,42 +293,18 @@ int main(int argc, char** argv) {
     for (int B : {1, 32}) {
       const std::string what = "decode batch " + std::to_string(B) + ", eager, per kernel";
       M["kernels_decode_batch" + std::to_string(B)] = table(what.c_str(), 4, [&] {
-        for (int i = 0; i < 4; ++i) {
-          StepBatch sb;
-          for (int q = 0; q < B; ++q) {
-            sb.tokens.push_back(b.token());
-            SequenceStep s;
-            s.n_past = kContext + i;
-            s.n_new = 1;
-            s.block_table = tables[q];
-            sb.seqs.push_back(s);
-          }
-          b.run(sb);
-        }
+        for (int i = 0; i < 4; ++i) b.run(b.decode(tables, B, kContext + i));
       });
     }
     cuda::set_cuda_model_options(m, {true, 64});
     if (prefill_max >= 2048) {
-      M["kernels_prefill_2048"] = table("prefill 2048, per kernel", 1, [&] {
-        StepBatch sb;
-        for (int i = 0; i < 2048; ++i) sb.tokens.push_back(b.token());
-        SequenceStep s;
-        s.n_new = 2048;
-        s.block_table = blocks(0, 2048);
-        sb.seqs.push_back(s);
-        b.run(sb);
-      }, 24);
+      M["kernels_prefill_2048"] = table("prefill 2048, per kernel", 1, [&] { b.run(b.sequence(0, 2048, blocks(0, 2048))); }, 24);
     }
     if (variants && prefill_max >= 2048) {
       // Time to first token at 2,048 with each tensor-core prefill kernel turned off (the
       // variables are read at every step): what each one brings, measured in one process.
       auto ttft = [&] {
-        StepBatch sb;
-        for (int i = 0; i < 2048; ++i) sb.tokens.push_back(b.token());
-        SequenceStep s;
-        s.n_new = 2048;
-        s.block_table = blocks(0, 2048);
-        sb.seqs.push_back(s);
+        const StepBatch sb = b.sequence(0, 2048, blocks(0, 2048));
         b.run(sb);
         std::vector<double> t;
         for (int r = 0; r < std::max(3, reps / 5); ++r) t.push_back(b.run(sb));
@@ -367,17 +335,7 @@ int main(int argc, char** argv) {
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.
     std::vector<std::vector<double>> vt(9);
     for (int r = 0; r < std::max(5, reps / 2); ++r)
-      for (int k = 1; k <= 8; ++k) {
-        StepBatch sb;
-        for (int i = 0; i < k; ++i) sb.tokens.push_back(b.token());
-        SequenceStep s;
-        s.n_past = kContext;
-        s.n_new = k;
-        s.block_table = tables[0];
-        s.all_logits = true;
-        sb.seqs.push_back(s);
-        vt[k].push_back(b.run(sb));
-      }
+      for (int k = 1; k <= 8; ++k) vt[k].push_back(b.run(b.sequence(kContext, k, tables[0], true)));
     std::printf("  verify k:");
     for (int k = 1; k <= 8; ++k) std::printf(" %d=%.2fms", k, median(vt[k]));
     std::printf("  (k=8 / k=1 = %.2f)\n", median(vt[8]) / median(vt[1]));
