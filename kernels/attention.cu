@@ -25,17 +25,18 @@ constexpr int kMaxSplits = 64;
 constexpr int kAccHeads = 8;       // query heads per thread in the value pass (needs dv <= 512)
 constexpr int kKeyChunks = 5;      // 16-byte chunks of a key per lane (dk <= 640)
 
-__device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t* table, int pos) {
-  const int32_t block = table[pos / kv.block_size];
-  return static_cast<int64_t>(block) * kv.block_stride + static_cast<int64_t>(pos % kv.block_size) * kv.kv_dim;
-}
 
 __device__ __forceinline__ float dot4(const float4 a, const float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
-// Positions per split for a token with n positions: n spread over the splits, but at least
-// min_per_split, so that short contexts use fewer splits (less to merge).
-__device__ __forceinline__ int split_length(int n, const Attention& a) {
-  return max(max(a.min_per_split, 1), (n + a.n_splits - 1) / a.n_splits);
+
+// An empty split (no positions) still writes its statistics (max -inf, sum 0) and zero partial
+// values for its `heads` heads from `part`, so that the merge reads every split unconditionally.
+__device__ __forceinline__ void write_empty_split(const Attention& a, int64_t part, int heads, int dv) {
+  for (int h = threadIdx.x; h < heads; h += blockDim.x) {
+    a.part_ml[(part + h) * 2] = -INFINITY;
+    a.part_ml[(part + h) * 2 + 1] = 0.0f;
+  }
+  for (int i = threadIdx.x; i < heads * dv; i += blockDim.x) a.part_o[part * dv + i] = 0.0f;
 }
 
 __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCache kv, TokenPlace place, int gchunks) {
@@ -61,12 +62,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(Attention a, KvCa
   const int p0 = split * per, p1 = min(n, p0 + per);
   const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * a.G + h0;
   if (p0 >= p1) {
-    // An empty split still writes zeros, so that attn_combine reads every split unconditionally.
-    for (int h = threadIdx.x; h < GB; h += blockDim.x) {
-      a.part_ml[(part + h) * 2] = -INFINITY;
-      a.part_ml[(part + h) * 2 + 1] = 0.0f;
-    }
-    for (int i = threadIdx.x; i < GB * dv; i += blockDim.x) a.part_o[part * dv + i] = 0.0f;
+    write_empty_split(a, part, GB, dv);
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];
@@ -301,11 +297,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, 
   const int p0 = split * per, p1 = min(n, p0 + per);
   const int64_t part = ((static_cast<int64_t>(li) * a.n_kvh + kvh) * a.n_splits + split) * G;
   if (p0 >= p1) {
-    for (int h = threadIdx.x; h < G; h += blockDim.x) {
-      a.part_ml[(part + h) * 2] = -INFINITY;
-      a.part_ml[(part + h) * 2 + 1] = 0.0f;
-    }
-    for (int i = threadIdx.x; i < G * dv; i += blockDim.x) a.part_o[part * dv + i] = 0.0f;
+    write_empty_split(a, part, G, dv);
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];

@@ -47,6 +47,18 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(t);
 }
 
+// Offset in the paged cache of position `pos` of the sequence whose block table is `table`.
+__device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t* table, int pos) {
+  const int32_t block = table[pos / kv.block_size];
+  return static_cast<int64_t>(block) * kv.block_stride + static_cast<int64_t>(pos % kv.block_size) * kv.kv_dim;
+}
+
+// Positions per split for a token with n positions: n spread over the splits, but at least
+// min_per_split, so that short contexts use fewer splits (less to merge).
+__device__ __forceinline__ int split_length(int n, const Attention& a) {
+  return max(max(a.min_per_split, 1), (n + a.n_splits - 1) / a.n_splits);
+}
+
 // Flash-decoding merge, one warp: the weights of up to 64 splits of one head (lane holds splits
 // lane and lane + 32). Split s of the partials wrote its running max and sum at
 // part_ml[((base + s) * G + head) * 2 + {0, 1}]; its weight is exp(max_s - M) (M the largest max

@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "kernels/common.cuh"
+#include "kernels/mma.cuh"
 #include "kernels/mla_decode.h"
 
 namespace ghostline::kernels {
@@ -37,24 +38,6 @@ constexpr int kMergeThreads = 512;
 constexpr int kMergeRows = 2 * (kMergeThreads / 32);  // output rows per merge block
 constexpr int kMaxDv = 512;
 
-__device__ __forceinline__ int64_t slot_offset(const KvCache& kv, const int32_t* table, int pos) {
-  const int32_t block = table[pos / kv.block_size];
-  return static_cast<int64_t>(block) * kv.block_stride + static_cast<int64_t>(pos % kv.block_size) * kv.kv_dim;
-}
-
-__device__ __forceinline__ int split_length(int n, const Attention& a) {
-  return max(max(a.min_per_split, 1), (n + a.n_splits - 1) / a.n_splits);
-}
-
-__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 // x = hi + lo to about 21 bits, both tf32 (truncated by masks: conversions are slow).
 __device__ __forceinline__ void split_tf32(float x, uint32_t& hi, uint32_t& lo) {
