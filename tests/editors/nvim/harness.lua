@@ -18,6 +18,17 @@ function T.nvim_version()
   return string.format("%d.%d.%d", v.major, v.minor, v.patch)
 end
 
+-- The server binary from GHOSTLINE_BINARY (default build/ghostline); exits 77 (skipped) when it
+-- is not built.
+function T.binary_or_skip()
+  local binary = os.getenv("GHOSTLINE_BINARY") or "build/ghostline"
+  if vim.fn.executable(binary) ~= 1 then
+    io.stdout:write("skipped: no ghostline binary at " .. binary .. "\n")
+    vim.cmd("77cquit")
+  end
+  return binary
+end
+
 function T.truthy(v, what) if not v then error((what or "condition") .. " is false", 2) end end
 
 -- Waits up to ms for cond() while Neovim runs its main loop; returns whether it became true.

@@ -5,11 +5,7 @@
 -- what setup{} picks on Neovim 0.7 to 0.11 (checked here), and what GHOSTLINE_NVIM_DISPLAY=extmark
 -- forces on 0.12+. GHOSTLINE_BINARY names the binary; exits 77 (skipped) when it is not built.
 local T = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
-local binary = os.getenv("GHOSTLINE_BINARY") or "build/ghostline"
-if vim.fn.executable(binary) ~= 1 then
-  io.stdout:write("skipped: no ghostline binary at " .. binary .. "\n")
-  vim.cmd("77cquit")
-end
+local binary = T.binary_or_skip()
 
 local display = os.getenv("GHOSTLINE_NVIM_DISPLAY") -- nil: the default ("auto")
 local ghostline = require("ghostline").setup({ binary = binary, debounce_ms = 30, display = display })

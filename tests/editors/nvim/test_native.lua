@@ -5,11 +5,7 @@
 -- on_accept), cycle (select) and dismiss it; the plugin sends no request of its own. Exits 77
 -- (skipped) when the binary is not built or this Neovim lacks the module.
 local T = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
-local binary = os.getenv("GHOSTLINE_BINARY") or "build/ghostline"
-if vim.fn.executable(binary) ~= 1 then
-  io.stdout:write("skipped: no ghostline binary at " .. binary .. "\n")
-  vim.cmd("77cquit")
-end
+local binary = T.binary_or_skip()
 if vim.fn.has("nvim-0.12") ~= 1 then
   io.stdout:write("skipped: Neovim " .. T.nvim_version() .. " has no vim.lsp.inline_completion\n")
   vim.cmd("77cquit")
