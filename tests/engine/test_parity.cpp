@@ -67,6 +67,20 @@ void check_rows(const test::Fixture& f, size_t prompt, int first_pos, const std:
   CHECK(worst <= kTolerance);
 }
 
+// Prompt p prefilled whole in one step, logits of every position checked.
+void check_whole_prompt(const test::Fixture& f, Model& m, Blocks& blocks, size_t p, const char* mode) {
+  StepBatch b;
+  b.tokens = f.prompts[p];
+  SequenceStep s;
+  s.n_new = static_cast<int>(f.prompts[p].size());
+  s.block_table = blocks.take(s.n_new);
+  s.all_logits = true;
+  b.seqs.push_back(s);
+  std::vector<float> logits;
+  REQUIRE(m.forward(b, logits).has_value());
+  check_rows(f, p, 0, logits, s.n_new, mode);
+}
+
 }  // namespace
 
 TEST_CASE("fixtures exist") { CHECK(test::fixture_dirs().size() >= 1); }
@@ -77,16 +91,7 @@ TEST_CASE("parity: whole-prompt prefill, every position") {
     auto m = load(f);
     Blocks blocks(pool_blocks(f), 7);
     for (size_t p = 0; p < f.prompts.size(); ++p) {
-      StepBatch b;
-      b.tokens = f.prompts[p];
-      SequenceStep s;
-      s.n_new = static_cast<int>(f.prompts[p].size());
-      s.block_table = blocks.take(s.n_new);
-      s.all_logits = true;
-      b.seqs.push_back(s);
-      std::vector<float> logits;
-      REQUIRE(m->forward(b, logits).has_value());
-      check_rows(f, p, 0, logits, s.n_new, "prefill");
+      check_whole_prompt(f, *m, blocks, p, "prefill");
     }
   }
 }
@@ -99,17 +104,7 @@ TEST_CASE("parity: the portable and AVX2 kernels (CPUs without AVX2 or AVX-512),
       auto f = test::load_fixture(dir);
       auto m = load(f);
       Blocks blocks(pool_blocks(f), 23);
-      const size_t p = f.prompts.size() - 1;
-      StepBatch b;
-      b.tokens = f.prompts[p];
-      SequenceStep s;
-      s.n_new = static_cast<int>(f.prompts[p].size());
-      s.block_table = blocks.take(s.n_new);
-      s.all_logits = true;
-      b.seqs.push_back(s);
-      std::vector<float> logits;
-      REQUIRE(m->forward(b, logits).has_value());
-      check_rows(f, p, 0, logits, s.n_new, mode.c_str());
+      check_whole_prompt(f, *m, blocks, f.prompts.size() - 1, mode.c_str());
     }
   }
   ghostline::cpu::force_kernel_isa("");
