@@ -469,6 +469,21 @@ void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels:
   rep.expect(std::string("moe_sort ") + label + ": offsets, slots, active list", sort_ok, err);
 }
 
+// The CPU backend's output of expert e for the activation row x [D]: down_e · (silu(gate_e · x) *
+// (up_e · x)), with the biases when given (bgu [X, 2I], bd [X, D]), into y [D].
+void expert_ref(const Weights& gu, const Weights& down, const float* x, int e, int D, int I, const float* bgu, const float* bd,
+                std::vector<float>& y) {
+  std::vector<float> g(I), u(I);
+  cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
+  cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
+  cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
+  cpu::matmul(pool(), x, 1, wg, bgu ? bgu + static_cast<int64_t>(e) * 2 * I : nullptr, g.data());
+  cpu::matmul(pool(), x, 1, wu, bgu ? bgu + static_cast<int64_t>(e) * 2 * I + I : nullptr, u.data());
+  cpu::silu_mul(g.data(), u.data(), I);
+  y.resize(D);
+  cpu::matmul(pool(), g.data(), 1, wd, bd ? bd + static_cast<int64_t>(e) * D : nullptr, y.data());
+}
+
 // one: the kernels of one token by pair slot (moe_gate_up_one / moe_down_one), bias when given.
 void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean, bool one = false,
                   bool bias = false) {
@@ -496,18 +511,10 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = pair_out.download();
   double worst = 0;
-  std::vector<float> g(I), u(I), y(D);
+  std::vector<float> y(D);
   for (int q = 0; q < P; ++q) {
-    const int e = pe[q], t = q / KP;
-    cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
-    cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
-    cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I : nullptr,
-                g.data());
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu,
-                bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I + I : nullptr, u.data());
-    cpu::silu_mul(g.data(), u.data(), I);
-    cpu::matmul(pool(), g.data(), 1, wd, bias ? bd.data() + static_cast<int64_t>(e) * D : nullptr, y.data());
+    expert_ref(gu, down, h.data() + static_cast<int64_t>(q / KP) * D, pe[q], D, I, bias ? bgu.data() : nullptr,
+               bias ? bd.data() : nullptr, y);
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
@@ -635,17 +642,10 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = out.download();
   double worst = 0;
-  std::vector<float> gg(I), u(I), y(D);
+  std::vector<float> y(D);
   for (int q = 0; q < P; ++q) {
-    const int e = pe[q], t = q / KP;
-    cpu::WeightView wg{gu.vals.data() + static_cast<int64_t>(e) * 2 * I * D, cpu::WType::F32, I, D};
-    cpu::WeightView wu{gu.vals.data() + (static_cast<int64_t>(e) * 2 * I + I) * D, cpu::WType::F32, I, D};
-    cpu::WeightView wd{down.vals.data() + static_cast<int64_t>(e) * D * I, cpu::WType::F32, D, I};
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wg, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I : nullptr, gg.data());
-    cpu::matmul(pool(), h.data() + static_cast<int64_t>(t) * D, 1, wu, bias ? bgu.data() + static_cast<int64_t>(e) * 2 * I + I : nullptr,
-                u.data());
-    cpu::silu_mul(gg.data(), u.data(), I);
-    cpu::matmul(pool(), gg.data(), 1, wd, bias ? bd.data() + static_cast<int64_t>(e) * D : nullptr, y.data());
+    expert_ref(gu, down, h.data() + static_cast<int64_t>(q / KP) * D, pe[q], D, I, bias ? bgu.data() : nullptr,
+               bias ? bd.data() : nullptr, y);
     worst = std::max(worst, slot[q] < 0 ? INFINITY : rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
