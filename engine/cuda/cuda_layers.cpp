@@ -90,7 +90,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
     if (!a) return a;
     const bool fused = fuse_norm_router(c.decode, L, ws.x, ws.delta, D);  // then ffn norms and routes in one kernel
     if (!fused) kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
-    if (auto f = ffn(c, l); !f) return f;
+    if (auto f = ffn(c, l, fused); !f) return f;
     kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
     const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
     kernels::residual_rmsnorm(ws.x, fused ? ws.delta : nullptr, sum, next, eps, ws.h, T, D, stream_);
@@ -336,7 +336,7 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
 
 // ---- feed-forward ----------------------------------------------------------------------------
 
-Expected<void> CudaModel::ffn(const Ctx& c, int l) {
+Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
   kernels::GemmLabel label("cublas: router, experts");
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
@@ -345,7 +345,7 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l) {
   const float* logits = nullptr;
   if (L.E > 0) {
     // Router logits [T, E] in float32 over many blocks (the routing kernel then only picks).
-    if (fuse_norm_router(c.decode, L, ws.x, ws.delta, D)) {
+    if (fused_norm) {
       kernels::rmsnorm_router(ws.x, ws.delta, L.post_norm, static_cast<float>(cfg_.rms_norm_eps), ws.h, T, D, L.router, L.E,
                               ws.router_logits, stream_);
     } else if (c.decode) {

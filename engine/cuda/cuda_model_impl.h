@@ -105,7 +105,8 @@ class CudaModel final : public Model {
   void linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy);
   Expected<void> attention_mla(const Ctx& c, int layer);
   Expected<void> attention_gqa(const Ctx& c, int layer);
-  Expected<void> ffn(const Ctx& c, int layer);
+  // fused_norm: the norm after attention is still to do, with the router logits (rmsnorm_router).
+  Expected<void> ffn(const Ctx& c, int layer, bool fused_norm);
   void decode_attention(const Ctx& c, int layer, int n_list);
   Expected<void> prefill_attention(const Ctx& c, int layer, int seq, int t0, int n_new, int n_past);
   kernels::RouteParams route_params(const DeviceLayer& L) const;
