@@ -13,24 +13,12 @@
 #include <cmath>
 
 #include "engine/cpu/kernels_isa.h"
+#include "engine/cpu/simd_reduce.h"
 
 #define GHOSTLINE_UNROLL _Pragma("GCC unroll 16")
 
 namespace ghostline::cpu::isa {
 namespace {
-
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): the one lane order every kernel uses.
-inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-  return _mm_cvtss_f32(lo);
-}
-
-inline float fma1(float a, float b, float c) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
 
 float scalar_bf16(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;

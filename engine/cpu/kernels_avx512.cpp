@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/cpu/kernels_isa.h"
+#include "engine/cpu/simd_reduce.h"
 
 // GCC 12's AVX-512 headers fill the unused part of a cast or extract with _mm*_undefined_*(),
 // which -W(maybe-)uninitialized reports at every inlined use.
@@ -33,12 +34,7 @@ namespace {
 inline float hsum16(__m512 v) {
   const __m256 lo8 = _mm512_castps512_ps256(v);
   const __m256 hi8 = _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0x4E));  // lanes 8..15
-  const __m256 s = _mm256_add_ps(lo8, hi8);
-  __m128 lo = _mm256_castps256_ps128(s), hi = _mm256_extractf128_ps(s, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-  return _mm_cvtss_f32(lo);
+  return hsum(_mm256_add_ps(lo8, hi8));
 }
 
 // hsum16 of sixteen vectors at once, with the same additions: lane 4 (i % 4) + i / 4 of the
@@ -56,10 +52,6 @@ inline __m512 hsum16x16(const __m512 v[16]) {
                          _mm512_shuffle_ps(b[2 * m], b[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   // chunk k: v_k, v_4+k, v_8+k, v_12+k
   return _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
-inline float fma1(float a, float b, float c) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
 
 // Weight loaders: a block of 32 weights from p as two vectors (which columns each lane holds
