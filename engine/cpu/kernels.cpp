@@ -121,18 +121,24 @@ const Kernels& portable() { return kPortable; }
 
 namespace {
 
+// Whether this build has the set k (not null) and this CPU runs it.
+bool runs_on_this_cpu(const isa::Kernels* k) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (k && k == isa::avx512())
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (k && k == isa::avx2()) return avx2;
+  return k == &isa::portable();
+}
+
 // The best set this CPU runs; GHOSTLINE_CPU_KERNELS=avx2 or =portable asks for a lesser one
 // (benchmarks compare them).
 const isa::Kernels* best_kernels() {
-  __builtin_cpu_init();
-  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && isa::avx2();
-  const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && isa::avx512();
   const char* env = std::getenv("GHOSTLINE_CPU_KERNELS");
   const std::string_view want = env ? env : "";
   if (want == "portable") return &isa::portable();
-  if (has_avx512 && want != "avx2") return isa::avx512();
-  if (has_avx2) return isa::avx2();
+  if (want != "avx2" && runs_on_this_cpu(isa::avx512())) return isa::avx512();
+  if (runs_on_this_cpu(isa::avx2())) return isa::avx2();
   return &isa::portable();
 }
 
@@ -141,15 +147,6 @@ const isa::Kernels* g_forced = nullptr;
 const isa::Kernels& kernels() {
   static const isa::Kernels* best = best_kernels();
   return g_forced ? *g_forced : *best;
-}
-
-bool runs_on_this_cpu(const isa::Kernels* k) {
-  __builtin_cpu_init();
-  if (k == isa::avx512() && k)
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (k == isa::avx2() && k) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return k == &isa::portable();
 }
 
 }  // namespace
