@@ -3,7 +3,8 @@
 // bandwidth sets (bytes read per decoded token = active weights + the KV cache read), and the
 // cost of verifying k drafted tokens in one forward (k = 1..8, all k rows of logits) relative to
 // one decode step. Prints tables and writes JSON to bench/results/engine-cpu-<date>.json.
-//   bench_engine [--threads N] [--prompt N] [--decode N] [--reps N] [--out FILE] [CONFIG.json | MODEL_DIR ...]
+//   bench_engine [--threads N] [--prompt N] [--decode N] [--reps N] [--out FILE] [--profile K:N] [CONFIG.json | MODEL_DIR ...]
+// --profile K:N runs N verify steps of K tokens after the prompt and nothing else (under `perf record`).
 // Timings are medians over --reps runs, the k of the verify table interleaved so that load from
 // other processes falls on every k alike.
 #include <algorithm>
@@ -62,7 +63,7 @@ std::string git_commit(const std::string& src) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 0, prompt = 256, decode = 64, reps = 41;
+  int threads = 0, prompt = 256, decode = 64, reps = 41, profile_k = 0, profile_n = 0;
   std::string out_path;
   std::vector<std::string> configs;
   for (int i = 1; i < argc; ++i) {
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode" && i + 1 < argc) decode = std::atoi(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
+    else if (a == "--profile" && i + 1 < argc && std::sscanf(argv[++i], "%d:%d", &profile_k, &profile_n) == 2) continue;
     else configs.push_back(a);
   }
   const std::string src = GHOSTLINE_SOURCE_DIR;
@@ -112,6 +114,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (profile_k > 0) {
+      double total = 0;
+      for (int i = 0; i < profile_n; ++i) total += verify_ms(model, b.seqs[0], prompt, profile_k, logits);
+      std::printf("%s: %d verify steps of %d tokens, mean %.3f ms\n", cfg.c_str(), profile_n, profile_k, total / std::max(1, profile_n));
+      continue;
+    }
     b.seqs[0].n_past = prompt;
     b.seqs[0].n_new = 1;
     std::vector<double> step_ms;
@@ -164,6 +172,7 @@ int main(int argc, char** argv) {
                        {"decode_fraction_of_bound", decode_tps / bound},
                        {"verify", verify}});
   }
+  if (profile_k > 0) return 0;  // timings for a profiler, nothing to record
   char date[32];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));

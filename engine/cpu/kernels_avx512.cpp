@@ -102,6 +102,22 @@ inline void nt_tile(const float* xp, int64_t ldxp, const float* x, int64_t ldx, 
   GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) acc[r][t] = _mm512_setzero_ps();
   const int64_t K32 = K & ~int64_t{31};
   for (int64_t k = 0; k < K32; k += 32) {
+    if constexpr (TT > R) {
+      // More tokens than rows (a wide tile for 5-8 tokens): the rows' weights stay in registers
+      // and each token's x passes through, so that 2R + R x TT + 2 vectors are live.
+      __m512 a[R], b[R];
+      GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) {
+        L::load32(w + r * ldw + k, a[r], b[r]);
+        GHOSTLINE_UNROLL for (int i = 0; i < L::kLines; ++i)
+          _mm_prefetch(reinterpret_cast<const char*>(w + (r + 2 * R) * ldw + k) + 64 * i, _MM_HINT_T0);
+      }
+      GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
+        const __m512 xa = _mm512_loadu_ps(xp + t * ldxp + k), xb = _mm512_loadu_ps(xp + t * ldxp + k + 16);
+        GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(a[r], xa, acc[r][t]);
+        GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(b[r], xb, acc[r][t]);
+      }
+      continue;
+    }
     __m512 xa[TT], xb[TT];
     GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
       xa[t] = _mm512_loadu_ps(xp + t * ldxp + k);
@@ -117,19 +133,24 @@ inline void nt_tile(const float* xp, int64_t ldxp, const float* x, int64_t ldx, 
       GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) acc[r][t] = _mm512_fmadd_ps(b, xb[t], acc[r][t]);
     }
   }
-  if constexpr (R * TT >= 8 && R * TT <= 16) {  // the sums all at once (the same bits as one by one)
-    __m512 v[16];
-    GHOSTLINE_UNROLL for (int i = 0; i < 16; ++i) v[i] = i < R * TT ? acc[i / TT][i % TT] : _mm512_setzero_ps();
-    const __m512 all = hsum16x16(v);
+  if constexpr (R * TT >= 8) {  // the sums sixteen at a time (the same bits as one by one)
     if (R == 4 && TT == 4 && K32 == K) {  // 128-bit chunk t: token t's four rows
+      __m512 v[16];
+      GHOSTLINE_UNROLL for (int i = 0; i < 16; ++i) v[i] = acc[i / TT][i % TT];
+      const __m512 all = hsum16x16(v);
       GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) _mm_storeu_ps(y + t * ldy, _mm512_extractf32x4_ps(all, t & 3));
       return;
     }
-    alignas(64) float sums[16];
-    _mm512_store_ps(sums, all);
+    constexpr int kGroups = (R * TT + 15) / 16;
+    alignas(64) float sums[16 * kGroups];
+    GHOSTLINE_UNROLL for (int g = 0; g < kGroups; ++g) {
+      __m512 v[16];
+      GHOSTLINE_UNROLL for (int i = 0; i < 16; ++i) v[i] = 16 * g + i < R * TT ? acc[(16 * g + i) / TT][(16 * g + i) % TT] : _mm512_setzero_ps();
+      _mm512_store_ps(sums + 16 * g, hsum16x16(v));
+    }
     GHOSTLINE_UNROLL for (int r = 0; r < R; ++r) GHOSTLINE_UNROLL for (int t = 0; t < TT; ++t) {
-      const int i = r * TT + t;
-      float s = sums[4 * (i % 4) + i / 4];
+      const int i = r * TT + t, j = i % 16;
+      float s = sums[16 * (i / 16) + 4 * (j % 4) + j / 4];
       for (int64_t k = K32; k < K; ++k) s = fma1(x[t * ldx + k], L::load1(w + r * ldw + k), s);
       y[t * ldy + r] = s;
     }
@@ -142,23 +163,30 @@ inline void nt_tile(const float* xp, int64_t ldxp, const float* x, int64_t ldx, 
   }
 }
 
-// R rows against every token, four at a time (3 + 2 rather than 4 + 1 at the end).
+// R rows against every token: tiles of four tokens, the last five to eight as 5 | 4 + 2 | 4 + 3 |
+// 4 + 4 and the last one to three alone (4 rows x 5 tokens in one pass: ~20% less than 3 + 2).
 template <class L, int R>
 inline void nt_rows(const float* xp, int64_t ldxp, const float* x, int64_t ldx, int64_t T, const typename L::T* w, int64_t ldw,
                     int64_t K, float* y, int64_t ldy) {
   int64_t t = 0;
   auto at = [&](int64_t tt) { return std::pair{xp + tt * ldxp, x + tt * ldx}; };
-  for (; T - t >= 4 && T - t != 5; t += 4) {
+  for (; T - t > 8 || T - t == 4; t += 4) {
     auto [p, q] = at(t);
     nt_tile<L, R, 4>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy);
   }
   if (T - t == 5) {
     auto [p, q] = at(t);
-    nt_tile<L, R, 3>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy);
-    t += 3;
+    nt_tile<L, R, 5>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy);
+    return;
+  }
+  if (T - t > 5) {
+    auto [p, q] = at(t);
+    nt_tile<L, R, 4>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy);
+    t += 4;
   }
   auto [p, q] = at(t);
   switch (T - t) {
+    case 4: nt_tile<L, R, 4>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy); break;
     case 3: nt_tile<L, R, 3>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy); break;
     case 2: nt_tile<L, R, 2>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy); break;
     case 1: nt_tile<L, R, 1>(p, ldxp, q, ldx, w, ldw, K, y + t * ldy, ldy); break;
@@ -196,7 +224,7 @@ void gemm_nt(const float* x, int64_t ldx, int64_t T, const typename L::T* w, int
   }
   int64_t n = 0;
   // One token: twelve rows (twelve independent sums to hide the multiply-add latency); two: six;
-  // more: four rows x four tokens. Rows left over go four, then one at a time.
+  // more: four rows x four (or five) tokens. Rows left over go four, then one at a time.
   if (T == 1) n = nt_row_tiles<L, 12>(xp, ldxp, x, ldx, T, w, ldw, N, K, y, ldy);
   else if (T == 2) n = nt_row_tiles<L, 6>(xp, ldxp, x, ldx, T, w, ldw, N, K, y, ldy);
   n += nt_row_tiles<L, 4>(xp, ldxp, x, ldx, T, w + n * ldw, ldw, N - n, K, y + n, ldy);

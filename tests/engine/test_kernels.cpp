@@ -83,31 +83,32 @@ TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, a
   std::normal_distribution<float> nd;
   for (const char* isa : kIsas) {
     if (!force_kernel_isa(isa)) continue;  // this CPU lacks it
-    for (int64_t K : {8, 67, 160, 256}) {
-      const int64_t N = 29, T = 11;
-      std::vector<float> x(T * K), wf(N * K);
-      std::vector<uint16_t> wh(N * K);
-      for (auto& v : x) v = nd(rng);
-      for (int64_t i = 0; i < N * K; ++i) {
-        wh[i] = to_bf16(nd(rng));
-        wf[i] = bf16_to_f32(wh[i]);
-      }
-      for (WType type : {WType::F32, WType::BF16}) {
-        WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
-        std::vector<float> all(T * N), one(N);
-        gemm_nt(x.data(), K, T, w, all.data(), N);
-        for (int64_t t = 0; t < T; ++t) {
-          gemm_nt(x.data() + t * K, K, 1, w, one.data(), N);
-          INFO("K=" << K << " t=" << t << " type " << static_cast<int>(type) << " isa " << kernel_isa());
-          CHECK(std::memcmp(one.data(), all.data() + t * N, N * sizeof(float)) == 0);
+    for (int64_t K : {8, 67, 160, 256})
+      for (int64_t T = 1; T <= 13; ++T) {  // every token tiling: 12 x 1, 6 x 2, 4 x 3 ... 4 x 5, 4 + 4 + 5
+        const int64_t N = 29;
+        std::vector<float> x(T * K), wf(N * K);
+        std::vector<uint16_t> wh(N * K);
+        for (auto& v : x) v = nd(rng);
+        for (int64_t i = 0; i < N * K; ++i) {
+          wh[i] = to_bf16(nd(rng));
+          wf[i] = bf16_to_f32(wh[i]);
         }
-        // Rows in any split give the same bits too.
-        std::vector<float> split(T * N);
-        gemm_nt(x.data(), K, T, w.slice_rows(0, 5), split.data(), N);
-        gemm_nt(x.data(), K, T, w.slice_rows(5, N - 5), split.data() + 5, N);
-        CHECK(std::memcmp(split.data(), all.data(), all.size() * sizeof(float)) == 0);
+        for (WType type : {WType::F32, WType::BF16}) {
+          WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
+          std::vector<float> all(T * N), one(N);
+          gemm_nt(x.data(), K, T, w, all.data(), N);
+          for (int64_t t = 0; t < T; ++t) {
+            gemm_nt(x.data() + t * K, K, 1, w, one.data(), N);
+            INFO("K=" << K << " T=" << T << " t=" << t << " type " << static_cast<int>(type) << " isa " << kernel_isa());
+            CHECK(std::memcmp(one.data(), all.data() + t * N, N * sizeof(float)) == 0);
+          }
+          // Rows in any split give the same bits too.
+          std::vector<float> split(T * N);
+          gemm_nt(x.data(), K, T, w.slice_rows(0, 5), split.data(), N);
+          gemm_nt(x.data(), K, T, w.slice_rows(5, N - 5), split.data() + 5, N);
+          CHECK(std::memcmp(split.data(), all.data(), all.size() * sizeof(float)) == 0);
+        }
       }
-    }
   }
   force_kernel_isa("");
 }
