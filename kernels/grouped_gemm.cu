@@ -9,6 +9,7 @@
 // column for the same hidden units, so each thread holds gate and up of the same outputs and
 // writes SiLU(gate) * up in bf16: the float32 gate/up matrix never exists. Blocks along x walk
 // the output columns of one tile, so the tile's rows and its expert's weights are reused in L2.
+// On an H100 / H200 with sm_90a code, grouped_gemm hands the call to grouped_gemm_sm90.cu.
 #include <algorithm>
 #include <cstdlib>
 
@@ -234,6 +235,7 @@ void grouped_gemm(const GroupedGemm& g, cudaStream_t s) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
+  if (grouped_gemm_sm90(g, s)) return;  // wgmma on sm_90a
   if (wide_tiles()) launch_grouped<4>(g, s);
   else launch_grouped<2>(g, s);
 }

@@ -70,9 +70,13 @@ int moe_max_tiles(int P, int X);
 //         * (a·up^T + bu), bias [X, 2N] or null;
 //   else: out (float32, ld ldo) = a·w^T + bias, w [N, K], bias [X, N] or null.
 // Needs K % 8 == 0, N % 2 == 0, lda % 8 == 0 and 16-byte aligned a and w (grouped_gemm_supported).
+// a_rows (the rows a holds) and experts (the weight matrices w holds) bound the Hopper kernel's
+// bulk copies; with either left 0 the call takes the mma.sync kernel.
 struct GroupedGemm {
   const void* a = nullptr;
   int64_t lda = 0;
+  int a_rows = 0;
+  int experts = 0;
   const void* w = nullptr;
   int64_t w_expert_stride = 0;
   const float* bias = nullptr;
@@ -86,5 +90,13 @@ struct GroupedGemm {
 };
 bool grouped_gemm_supported(int N, int K);
 void grouped_gemm(const GroupedGemm& g, cudaStream_t s);
+
+// The Hopper kernel behind grouped_gemm (kernels/grouped_gemm_sm90.cu: wgmma and bulk tensor
+// copies, 128 x 256 tiles): available on a compute-capability-9.0 device when the build made
+// sm_90a code and GHOSTLINE_WGMMA is not "0" (read at every call). grouped_gemm_sm90 launches it
+// and returns true, or returns false (nothing launched) when it is unavailable or g does not fit
+// it (a_rows or experts unset, strides not 16-byte multiples).
+bool grouped_wgmma_available();
+bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s);
 
 }  // namespace ghostline::kernels

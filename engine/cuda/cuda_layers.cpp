@@ -434,6 +434,7 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     kernels::moe_tiles(ws.moe.expert_offset, Xg, tiles, n_tiles, stream_);
     kernels::GroupedGemm g;
     g.tiles = tiles, g.n_tiles = n_tiles, g.max_tiles = max_tiles;
+    g.a_rows = P, g.experts = X;  // bounds of the Hopper kernel's bulk copies (GHOSTLINE_WGMMA)
     g.a = gin, g.lda = D, g.w = L.gate_up.p, g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = L.gate_up_bias;
     g.N = I, g.K = D, g.silu = true, g.out = act, g.ldo = I;
     kernels::grouped_gemm(g, stream_);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one go: build the CUDA backend's checks and benchmark (tests/gpu/device,
-# sm_90), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
+# sm_90a), run the checks (test_gpu), run the benchmark (bench_cuda) on the real-shape configs in
 # bench/cuda/, and leave logs and JSON in $OUT (default ./gpu-out):
 #   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  clocks.csv
 #   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt] [test_engine_gpu.log kv_cache.log kv_cache-*.json]
 # Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs] [--ncu]
-#                              [--kv-cache]
+#                              [--kv-cache] [--configs NAME,NAME]
+#   --configs benchmarks only those configs of bench/cuda (e.g. dsv2-lite), not all three.
 #   --kv-cache also builds the tokenizer and runtime (PCRE2 and utf8proc from the Debian packages
 #   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there), runs
 #   test_engine_gpu (the Engine over CUDA) and bench_kv_cache on the CUDA backend: the embedded
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0 kvcache=0
+configs=dsv2-lite,qwen3-30b-a3b,deepseek-coder-6.7b
 while [ $# -gt 0 ]; do
   case "$1" in
     --commit) commit=$2; shift ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --tokrefs) tokrefs=1 ;;
     --ncu) ncu=1 ;;
     --kv-cache) kvcache=1 ;;
+    --configs) configs=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -65,7 +68,7 @@ if [ "$kvcache" = 1 ]; then
 fi
 stamp "configure + build"
 export PATH=/usr/local/cuda/bin:$PATH
-if ! { cmake -S tests/gpu/device -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" &&
+if ! { cmake -S tests/gpu/device -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90a "${extra[@]}" &&
        cmake --build build-gpu -j"$(nproc)"; } > "$OUT/build.log" 2>&1; then
   tail -40 "$OUT/build.log"
   stamp "build failed"
@@ -91,8 +94,11 @@ if [ "$bench" = 1 ]; then
   # SM clock, power and load every 250 ms while the benchmark runs (small kernels and clocks).
   nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv -lms 250 > "$OUT/clocks.csv" 2>&1 &
   smi=$!
+  cfg_files=()
+  IFS=, read -ra cfg_names <<< "$configs"
+  for c in "${cfg_names[@]}"; do cfg_files+=("bench/cuda/$c.json"); done
   timeout ${BENCH_TIMEOUT:-250} build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
-    bench/cuda/dsv2-lite.json bench/cuda/qwen3-30b-a3b.json bench/cuda/deepseek-coder-6.7b.json > "$OUT/bench.log" 2>&1
+    "${cfg_files[@]}" > "$OUT/bench.log" 2>&1
   echo "bench_cuda exit $?"
   kill "$smi" 2>/dev/null
   cat "$OUT/bench.log"
