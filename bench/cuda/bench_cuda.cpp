@@ -31,6 +31,7 @@
 #include "engine/model.h"
 #include "engine/model/config.h"
 #include "kernels/kernels.h"
+#include "kernels/prefill.h"
 
 using namespace ghostline;
 using namespace ghostline::engine;
@@ -310,6 +311,7 @@ int main(int argc, char** argv) {
         for (int r = 0; r < std::max(3, reps / 5); ++r) t.push_back(b.run(sb));
         return median(t);
       };
+      auto ttft_once = [&] { b.run(b.sequence(0, 2048, blocks(0, 2048))); };
       const double both = ttft();
       setenv("GHOSTLINE_PREFILL_FLASH", "0", 1);
       const double no_flash = ttft();
@@ -325,11 +327,22 @@ int main(int argc, char** argv) {
       setenv("GHOSTLINE_SHARED_CUBLAS", "0", 1);
       const double shared_grouped = ttft();
       unsetenv("GHOSTLINE_SHARED_CUBLAS");
+      // The grouped experts on mma.sync (grouped_gemm.cu) instead of wgmma (grouped_gemm_sm90.cu),
+      // with its per-kernel table, then wgmma again: both timed in this process.
+      const bool wgmma = kernels::grouped_wgmma_available();
+      setenv("GHOSTLINE_WGMMA", "0", 1);
+      const double no_wgmma = ttft();
+      M["kernels_prefill_2048_no_wgmma"] = table("prefill 2048, grouped experts on mma.sync, per kernel", 1, [&] { ttft_once(); }, 8);
+      unsetenv("GHOSTLINE_WGMMA");
+      const double with_wgmma = ttft();
       std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms, "
                   "256-wide expert tiles %.2f ms, always-on experts in the grouped kernel %.2f ms\n",
                   both, no_flash, no_grouped, neither, wide, shared_grouped);
+      std::printf("  TTFT 2048 grouped experts: wgmma %.2f ms (%s), mma.sync (GHOSTLINE_WGMMA=0) %.2f ms\n", with_wgmma,
+                  wgmma ? "sm_90a kernel" : "not available here: same kernel", no_wgmma);
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
-                                    {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped}};
+                                    {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},
+                                    {"wgmma", with_wgmma}, {"no_wgmma", no_wgmma}, {"wgmma_available", wgmma}};
     }
 
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.

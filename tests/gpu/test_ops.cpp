@@ -609,7 +609,9 @@ void gather_cache_bf16_case(Report& rep, Rng& rng) {
 
 // Routing, the packed gather, the device tile list and both grouped products against the CPU
 // (per pair, float32 inputs: the kernels round the rows and the activations to bf16).
-void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::RouteParams rp, bool bias, bool wide = false) {
+// wgmma: the Hopper kernel where it is available (else GHOSTLINE_WGMMA=0: the mma.sync kernel).
+void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::RouteParams rp, bool bias, bool wide = false,
+                          bool wgmma = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, DType::BF16), down(rng, static_cast<int64_t>(X) * D, I, DType::BF16);
@@ -630,14 +632,18 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
   kernels::moe_tiles(mb.offset.p, X, tl, n_tiles.p, nullptr);
   kernels::GroupedGemm g;
   g.tiles = tl, g.n_tiles = n_tiles.p, g.max_tiles = max_tiles;
+  g.a_rows = P, g.experts = X;
   g.a = gin.p, g.lda = D, g.w = gu.dev(), g.w_expert_stride = static_cast<int64_t>(2) * I * D, g.bias = bias ? dbgu.p : nullptr;
   g.N = I, g.K = D, g.silu = true, g.out = act.p, g.ldo = I;
   if (wide) setenv("GHOSTLINE_GROUPED_WIDE", "1", 1);  // the 128 x 256 tiles
+  if (!wgmma) setenv("GHOSTLINE_WGMMA", "0", 1);
+  const bool hopper = wgmma && kernels::grouped_wgmma_available();
   kernels::grouped_gemm(g, nullptr);
   g.a = act.p, g.lda = I, g.w = down.dev(), g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = bias ? dbd.p : nullptr;
   g.N = D, g.K = I, g.silu = false, g.out = out.p, g.ldo = D;
   kernels::grouped_gemm(g, nullptr);
   unsetenv("GHOSTLINE_GROUPED_WIDE");
+  unsetenv("GHOSTLINE_WGMMA");
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
   auto got = out.download();
@@ -650,8 +656,70 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
   }
   char name[128];
   std::snprintf(name, sizeof name, "grouped_gemm gate_up (SiLU) + down T=%d D=%d I=%d X=%d top-%d%s%s", T, D, I, X, rp.K, bias ? " +bias" : "",
-                wide ? " (256-wide)" : "");
+                hopper ? " (wgmma)" : wide ? " (256-wide)" : "");
   rep.check(name, worst, 1e-2, err);
+}
+
+// One grouped product against float64 loops, with groups chosen by hand: empty experts, experts
+// of one row, partial and full tiles of 128, a stride of a wider than K, odd N and K. The rows of
+// a and the weights are bf16 values; gate/up + SiLU writes bf16, down float32 (+ bias when given).
+// wgmma as in grouped_experts_case.
+void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, int N, int K, bool silu, bool bias, bool wgmma) {
+  const int X = static_cast<int>(groups.size());
+  std::vector<int32_t> off(X + 1, 0);
+  for (int e = 0; e < X; ++e) off[e + 1] = off[e] + groups[e];
+  const int P = off[X], lda = K + 8, Nw = silu ? 2 * N : N, ldo = N + 2;
+  std::vector<uint16_t> abits;
+  std::vector<float> a;
+  round_bf16(rng.normal(static_cast<size_t>(P) * lda), abits, a);
+  Weights w(rng, static_cast<int64_t>(X) * Nw, K, DType::BF16);
+  auto b = rng.normal(static_cast<size_t>(X) * Nw, 0.1f);
+  const int max_tiles = kernels::moe_max_tiles(P, X);
+  Dev<uint16_t> da(abits), out16(silu ? static_cast<size_t>(P) * ldo : 1);
+  Dev<float> db(b), out32(silu ? 1 : static_cast<size_t>(P) * ldo);
+  Dev<int32_t> doff(off), tiles(static_cast<size_t>(max_tiles) * 4), n_tiles(1);
+  auto* tl = reinterpret_cast<int4*>(tiles.p);
+  kernels::moe_tiles(doff.p, X, tl, n_tiles.p, nullptr);
+  kernels::GroupedGemm g;
+  g.tiles = tl, g.n_tiles = n_tiles.p, g.max_tiles = max_tiles, g.a_rows = P, g.experts = X;
+  g.a = da.p, g.lda = lda, g.w = w.dev(), g.w_expert_stride = static_cast<int64_t>(Nw) * K, g.bias = bias ? db.p : nullptr;
+  g.N = N, g.K = K, g.silu = silu, g.ldo = ldo;
+  g.out = silu ? static_cast<void*>(out16.p) : static_cast<void*>(out32.p);
+  if (!wgmma) setenv("GHOSTLINE_WGMMA", "0", 1);
+  const bool hopper = wgmma && kernels::grouped_wgmma_available();
+  kernels::grouped_gemm(g, nullptr);
+  unsetenv("GHOSTLINE_WGMMA");
+  const auto err = device_error();
+  std::vector<float> got(static_cast<size_t>(P) * N), ref(static_cast<size_t>(P) * N);
+  const auto o16 = out16.download();
+  const auto o32 = out32.download();
+  for (int e = 0; e < X; ++e)
+    for (int r = off[e]; r < off[e + 1]; ++r) {
+      const float* x = a.data() + static_cast<int64_t>(r) * lda;
+      auto dot = [&](int wr) {
+        const float* wv = w.vals.data() + (static_cast<int64_t>(e) * Nw + wr) * K;
+        double acc = bias ? b[static_cast<int64_t>(e) * Nw + wr] : 0.0;
+        for (int k = 0; k < K; ++k) acc += static_cast<double>(x[k]) * wv[k];
+        return acc;
+      };
+      for (int n = 0; n < N; ++n) {
+        double v;
+        if (silu) {
+          const double gt = dot(n), up = dot(N + n);
+          v = gt / (1.0 + std::exp(-gt)) * up;
+        } else {
+          v = dot(n);
+        }
+        ref[static_cast<int64_t>(r) * N + n] = static_cast<float>(v);
+        got[static_cast<int64_t>(r) * N + n] = silu ? from_bf16(o16[static_cast<int64_t>(r) * ldo + n]) : o32[static_cast<int64_t>(r) * ldo + n];
+      }
+    }
+  std::string sizes;
+  for (int e = 0; e < X; ++e) sizes += (e ? "," : "") + std::to_string(groups[e]);
+  char name[160];
+  std::snprintf(name, sizeof name, "grouped_gemm %s N=%d K=%d rows {%s}%s %s", silu ? "gate_up (SiLU)" : "down", N, K, sizes.c_str(),
+                bias ? " +bias" : "", hopper ? "(wgmma)" : "(mma.sync)");
+  rep.check(name, rel_err(got, ref), silu ? 1e-2 : 1e-5, err);
 }
 
 }  // namespace
@@ -729,6 +797,20 @@ void run_op_checks(Report& rep, uint64_t seed) {
   grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, true);
   grouped_experts_case(rep, rng, 300, 512, 136, kernels::RouteParams{8, 2, 0, 1, 1, false, false, 1.0f}, false, true);
+  // The Hopper kernel (grouped_gemm_sm90.cu) where the device has it, the mma.sync one beside it.
+  for (bool hopper : {true, false}) {
+    grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, false, hopper);
+    grouped_experts_case(rep, rng, 100, 2048, 1408, greedy, false, false, hopper);
+    grouped_experts_case(rep, rng, 300, 512, 136, kernels::RouteParams{8, 2, 0, 1, 1, false, false, 1.0f}, false, false, hopper);
+    const std::vector<int> odd = {0, 1, 127, 128, 129, 0, 300, 1, 64, 0, 5, 256};
+    grouped_gemm_case(rep, rng, odd, 200, 264, true, true, hopper);    // gate/up: partial weight tile, k tail
+    const std::vector<int> few = {0, 1, 127, 129, 0, 64};
+    grouped_gemm_case(rep, rng, few, 1408, 2048, true, false, hopper);  // DeepSeek-V2-Lite gate/up
+    grouped_gemm_case(rep, rng, few, 2048, 1408, false, false, hopper); // DeepSeek-V2-Lite down
+    grouped_gemm_case(rep, rng, odd, 330, 136, false, true, hopper);    // down: 2 blocks, the second partial
+    grouped_gemm_case(rep, rng, {1, 0, 0, 1}, 8, 8, false, false, hopper);
+    grouped_gemm_case(rep, rng, {0, 3, 1}, 2, 16, true, true, hopper);
+  }
 }
 
 }  // namespace ghostline::gpu_test
