@@ -1,8 +1,9 @@
 // The grouped expert products of prefill.h on Hopper's own instructions (sm_90a): the same call,
 // tile list, row layout and epilogues as grouped_gemm.cu, which stays the path everywhere else.
 //
-// A block computes a 128 x 256 tile: 128 rows of one tile of the list against 256 weight rows of
-// its expert (SiLU: 128 gate rows and the 128 up rows of the same hidden units). Three
+// A work item is a 128 x 256 output tile: 128 rows of one tile of the list against 256 weight rows
+// of its expert (SiLU: 128 gate rows and the 128 up rows of the same hidden units). One block per
+// multiprocessor walks the items (GHOSTLINE_WGMMA_PERSIST=0: one block per item). Three
 // warpgroups: the first issues the bulk tensor copies (one thread), the other two each multiply
 // 64 of the rows with wgmma m64n256k16 (operands in shared memory, 128-byte swizzle as the copy
 // engine writes it, float32 accumulators in registers: 128 a thread). Four stages of k-slices of
@@ -18,6 +19,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -46,6 +48,7 @@ struct WgmmaArgs {
   void* out;
   int64_t ldo;
   int N, K;
+  int cols;  // weight blocks per tile: work items = tiles x cols
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -61,14 +64,24 @@ __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+// Waits for the phase of parity `parity` to complete. A stage that never completes (a copy that
+// faulted, a pipeline bug) traps after ~2^33 cycles (seconds) rather than hanging the stream.
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
   asm volatile(
-      "{\n.reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(bar),
-      "r"(parity)
+      "{\n.reg .pred p;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
       : "memory");
+  return done != 0;
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  if (mbar_try_wait(bar, parity)) return;
+  const long long t0 = clock64();
+  while (!mbar_try_wait(bar, parity))
+    if (clock64() - t0 > (1ll << 33)) __trap();
 }
 
 // Bulk tensor copies into shared memory, completing on `bar` (coordinates innermost first).
@@ -138,15 +151,16 @@ __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
+// Work item i = (tile i / cols, weight block i % cols): neighbouring items share the tile's rows
+// and the expert's weights in L2. Block b takes items b, b + gridDim.x, ...: with one block per
+// multiprocessor (persistent) the producer fetches the next item's stages while the consumers
+// write the last one's outputs; with a block per item, each block does one.
 template <bool kSilu>
 __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid_constant__ WgmmaArgs p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   grid_wait();
-  const int tile = blockIdx.y;
-  if (tile >= *p.n_tiles) return;
-  const int4 td = p.tiles[tile];
-  const int e = td.x, row0 = td.y, rows = td.z;
-  const int nb = blockIdx.x;
+  const int items = *p.n_tiles * p.cols;
+  if (static_cast<int>(blockIdx.x) >= items) return;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   // The swizzled stages need 1024-byte alignment.
   const uint32_t raw = sm_addr(smem_raw);
@@ -164,20 +178,25 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
   const int KT = (p.K + kBK - 1) / kBK;
 
   if (wg == 0) {
-    // Producer: one thread keeps the stages full.
+    // Producer: one thread keeps the stages full; `it` counts stages over all items.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x != 0) return;
-    for (int kt = 0; kt < KT; ++kt) {
-      const int s = kt % kStages;
-      if (kt >= kStages) mbar_wait(empty0 + 8 * s, ((kt / kStages) - 1) & 1);
-      const uint32_t sa = base + s * kStageBytes, sb = sa + kABytes, bar = full0 + 8 * s;
-      mbar_expect_tx(bar, kStageBytes);
-      tma_2d(sa, &p.a_map, kt * kBK, row0, bar);
-      if (kSilu) {
-        tma_3d(sb, &p.w_map, kt * kBK, nb * (kBN / 2), e, bar);                        // gate rows
-        tma_3d(sb + kBBytes / 2, &p.w_map, kt * kBK, p.N + nb * (kBN / 2), e, bar);    // up rows
-      } else {
-        tma_3d(sb, &p.w_map, kt * kBK, nb * kBN, e, bar);
+    int it = 0;
+    for (int item = blockIdx.x; item < items; item += gridDim.x) {
+      const int4 td = p.tiles[item / p.cols];
+      const int e = td.x, row0 = td.y, nb = item % p.cols;
+      for (int kt = 0; kt < KT; ++kt, ++it) {
+        const int s = it % kStages;
+        if (it >= kStages) mbar_wait(empty0 + 8 * s, ((it / kStages) - 1) & 1);
+        const uint32_t sa = base + s * kStageBytes, sb = sa + kABytes, bar = full0 + 8 * s;
+        mbar_expect_tx(bar, kStageBytes);
+        tma_2d(sa, &p.a_map, kt * kBK, row0, bar);
+        if (kSilu) {
+          tma_3d(sb, &p.w_map, kt * kBK, nb * (kBN / 2), e, bar);                      // gate rows
+          tma_3d(sb + kBBytes / 2, &p.w_map, kt * kBK, p.N + nb * (kBN / 2), e, bar);  // up rows
+        } else {
+          tma_3d(sb, &p.w_map, kt * kBK, nb * kBN, e, bar);
+        }
       }
     }
     return;
@@ -186,52 +205,57 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
   // Consumers: warpgroup c multiplies rows [64c, 64c + 64) of the tile.
   asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
   const int c = wg - 1;
-  float d[128];
-#pragma unroll
-  for (int i = 0; i < 128; ++i) d[i] = 0.0f;
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % kStages;
-    mbar_wait(full0 + 8 * s, (kt / kStages) & 1);
-    const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
-    wgmma_fence();
-#pragma unroll
-    for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
-    wgmma_commit();
-    // The products of the previous stage are done: its slot may be refilled.
-    wgmma_wait<1>();
-    if (kt > 0) mbar_arrive(empty0 + 8 * ((kt - 1) % kStages));
-  }
-  wgmma_wait<0>();
-
   const int lane = threadIdx.x & 31, w = (threadIdx.x >> 5) & 3, g = lane >> 2, t = lane & 3;
+  int it = 0;
+  for (int item = blockIdx.x; item < items; item += gridDim.x) {
+    const int4 td = p.tiles[item / p.cols];
+    const int e = td.x, row0 = td.y, rows = td.z, nb = item % p.cols;
+    float d[128];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = c * 64 + w * 16 + g + half * 8;
-    if (r >= rows) continue;
-    const int64_t row = row0 + r;
-    if (kSilu) {
-      bf16* out = static_cast<bf16*>(p.out) + row * p.ldo;
-      const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * 2 * p.N : nullptr;
+    for (int i = 0; i < 128; ++i) d[i] = 0.0f;
+    for (int kt = 0; kt < KT; ++kt, ++it) {
+      const int s = it % kStages;
+      mbar_wait(full0 + 8 * s, (it / kStages) & 1);
+      const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
+      wgmma_fence();
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        const int col = nb * (kBN / 2) + j * 8 + 2 * t;
-        if (col >= p.N) continue;
-        float g0 = d[4 * j + 2 * half], g1 = d[4 * j + 2 * half + 1];
-        float u0 = d[4 * (j + 16) + 2 * half], u1 = d[4 * (j + 16) + 2 * half + 1];
-        if (bias) g0 += bias[col], g1 += bias[col + 1], u0 += bias[p.N + col], u1 += bias[p.N + col + 1];
-        const __nv_bfloat162 v = __floats2bfloat162_rn(silu(g0) * u0, silu(g1) * u1);
-        *reinterpret_cast<__nv_bfloat162*>(out + col) = v;
-      }
-    } else {
-      float* out = static_cast<float*>(p.out) + row * p.ldo;
-      const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * p.N : nullptr;
+      for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
+      wgmma_commit();
+      // The products of the previous stage are done: its slot may be refilled.
+      wgmma_wait<1>();
+      if (kt > 0) mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
+    }
+    wgmma_wait<0>();
+    mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
+
 #pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        const int col = nb * kBN + j * 8 + 2 * t;
-        if (col >= p.N) continue;
-        float2 v = make_float2(d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
-        if (bias) v.x += bias[col], v.y += bias[col + 1];
-        *reinterpret_cast<float2*>(out + col) = v;
+    for (int half = 0; half < 2; ++half) {
+      const int r = c * 64 + w * 16 + g + half * 8;
+      if (r >= rows) continue;
+      const int64_t row = row0 + r;
+      if (kSilu) {
+        bf16* out = static_cast<bf16*>(p.out) + row * p.ldo;
+        const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * 2 * p.N : nullptr;
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          const int col = nb * (kBN / 2) + j * 8 + 2 * t;
+          if (col >= p.N) continue;
+          float g0 = d[4 * j + 2 * half], g1 = d[4 * j + 2 * half + 1];
+          float u0 = d[4 * (j + 16) + 2 * half], u1 = d[4 * (j + 16) + 2 * half + 1];
+          if (bias) g0 += bias[col], g1 += bias[col + 1], u0 += bias[p.N + col], u1 += bias[p.N + col + 1];
+          *reinterpret_cast<__nv_bfloat162*>(out + col) = __floats2bfloat162_rn(silu(g0) * u0, silu(g1) * u1);
+        }
+      } else {
+        float* out = static_cast<float*>(p.out) + row * p.ldo;
+        const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * p.N : nullptr;
+#pragma unroll
+        for (int j = 0; j < 32; ++j) {
+          const int col = nb * kBN + j * 8 + 2 * t;
+          if (col >= p.N) continue;
+          float2 v = make_float2(d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
+          if (bias) v.x += bias[col], v.y += bias[col + 1];
+          *reinterpret_cast<float2*>(out + col) = v;
+        }
       }
     }
   }
@@ -311,8 +335,12 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
     check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);
     raised = true;
   }
-  const int cols = g.silu ? kBN / 2 : kBN;
-  const dim3 grid((g.N + cols - 1) / cols, g.max_tiles);
+  const int per = g.silu ? kBN / 2 : kBN;
+  a.cols = (g.N + per - 1) / per;
+  // Persistent (a block per multiprocessor) unless GHOSTLINE_WGMMA_PERSIST=0: a block per item.
+  const char* pe = std::getenv("GHOSTLINE_WGMMA_PERSIST");
+  const int64_t most = static_cast<int64_t>(a.cols) * g.max_tiles;
+  const dim3 grid(static_cast<unsigned>(pe && pe[0] == '0' ? most : std::min<int64_t>(most, sm_count())));
   if (g.silu) launch(grouped_wgmma_kernel<true>, grid, dim3(kThreads), kSmem, s, a);
   else launch(grouped_wgmma_kernel<false>, grid, dim3(kThreads), kSmem, s, a);
   return true;
