@@ -3,7 +3,8 @@
 //
 // A work item is a 128 x 256 output tile: 128 rows of one tile of the list against 256 weight rows
 // of its expert (SiLU: 128 gate rows and the 128 up rows of the same hidden units). One block per
-// multiprocessor walks the items (GHOSTLINE_WGMMA_PERSIST=0: one block per item). Three
+// multiprocessor walks the items (GHOSTLINE_WGMMA_PERSIST=0: one block per item); a tile of at
+// most 64 rows is multiplied by one consumer warpgroup (GHOSTLINE_WGMMA_HALF=0: by both). Three
 // warpgroups: the first issues the bulk tensor copies (one thread), the other two each multiply
 // 64 of the rows with wgmma m64n256k16 (operands in shared memory, 128-byte swizzle as the copy
 // engine writes it, float32 accumulators in registers: 128 a thread). Four stages of k-slices of
@@ -49,6 +50,7 @@ struct WgmmaArgs {
   int64_t ldo;
   int N, K;
   int cols;  // weight blocks per tile: work items = tiles x cols
+  int skip_idle;  // the second consumer skips tiles of <= 64 rows
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -210,6 +212,9 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
     const int4 td = p.tiles[item / p.cols];
     const int e = td.x, row0 = td.y, rows = td.z, nb = item % p.cols;
+    // A tile of at most 64 rows is the first warpgroup's alone: the second only passes the stages
+    // on (the tensor cores serve one warpgroup at a time anyway).
+    const bool idle = p.skip_idle && c * 64 >= rows;
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) d[i] = 0.0f;
@@ -217,9 +222,11 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
       const int s = it % kStages;
       mbar_wait(full0 + 8 * s, (it / kStages) & 1);
       const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
-      wgmma_fence();
+      if (!idle) {
+        wgmma_fence();
 #pragma unroll
-      for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
+        for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
+      }
       wgmma_commit();
       // The products of the previous stage are done: its slot may be refilled.
       wgmma_wait<1>();
@@ -339,6 +346,9 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
   a.cols = (g.N + per - 1) / per;
   // Persistent (a block per multiprocessor) unless GHOSTLINE_WGMMA_PERSIST=0: a block per item.
   const char* pe = std::getenv("GHOSTLINE_WGMMA_PERSIST");
+  // Tiles of <= 64 rows on one consumer warpgroup unless GHOSTLINE_WGMMA_HALF=0.
+  const char* half = std::getenv("GHOSTLINE_WGMMA_HALF");
+  a.skip_idle = !(half && half[0] == '0');
   const int64_t most = static_cast<int64_t>(a.cols) * g.max_tiles;
   const dim3 grid(static_cast<unsigned>(pe && pe[0] == '0' ? most : std::min<int64_t>(most, sm_count())));
   if (g.silu) launch(grouped_wgmma_kernel<true>, grid, dim3(kThreads), kSmem, s, a);

@@ -337,15 +337,20 @@ int main(int argc, char** argv) {
       setenv("GHOSTLINE_WGMMA_PERSIST", "0", 1);
       const double per_item = ttft();
       unsetenv("GHOSTLINE_WGMMA_PERSIST");
+      setenv("GHOSTLINE_WGMMA_HALF", "0", 1);
+      const double both_halves = ttft();
+      unsetenv("GHOSTLINE_WGMMA_HALF");
       const double with_wgmma = ttft();
       std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms, "
                   "256-wide expert tiles %.2f ms, always-on experts in the grouped kernel %.2f ms\n",
                   both, no_flash, no_grouped, neither, wide, shared_grouped);
-      std::printf("  TTFT 2048 grouped experts: wgmma %.2f ms (%s; a block per item %.2f ms), mma.sync (GHOSTLINE_WGMMA=0) %.2f ms\n",
-                  with_wgmma, wgmma ? "sm_90a kernel" : "not available here: same kernel", per_item, no_wgmma);
+      std::printf("  TTFT 2048 grouped experts: wgmma %.2f ms (%s; a block per item %.2f ms, small tiles on both warpgroups %.2f ms), "
+                  "mma.sync (GHOSTLINE_WGMMA=0) %.2f ms\n",
+                  with_wgmma, wgmma ? "sm_90a kernel" : "not available here: same kernel", per_item, both_halves, no_wgmma);
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
                                     {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},
-                                    {"wgmma", with_wgmma}, {"wgmma_block_per_item", per_item}, {"no_wgmma", no_wgmma},
+                                    {"wgmma", with_wgmma}, {"wgmma_block_per_item", per_item}, {"wgmma_small_tiles_both_warpgroups", both_halves},
+                                    {"no_wgmma", no_wgmma},
                                     {"wgmma_available", wgmma}};
     }
 

@@ -718,8 +718,13 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
   for (int e = 0; e < X; ++e) sizes += (e ? "," : "") + std::to_string(groups[e]);
   char name[160];
   const char* per_item = std::getenv("GHOSTLINE_WGMMA_PERSIST");
+  const char* both_halves = std::getenv("GHOSTLINE_WGMMA_HALF");
   std::snprintf(name, sizeof name, "grouped_gemm %s N=%d K=%d rows {%s}%s %s", silu ? "gate_up (SiLU)" : "down", N, K, sizes.c_str(),
-                bias ? " +bias" : "", !hopper ? "(mma.sync)" : per_item && per_item[0] == '0' ? "(wgmma, block per item)" : "(wgmma)");
+                bias ? " +bias" : "",
+                !hopper                                  ? "(mma.sync)"
+                : per_item && per_item[0] == '0'         ? "(wgmma, block per item)"
+                : both_halves && both_halves[0] == '0'   ? "(wgmma, small tiles on both warpgroups)"
+                                                         : "(wgmma)");
   rep.check(name, rel_err(got, ref), silu ? 1e-2 : 1e-5, err);
 }
 
@@ -818,6 +823,9 @@ void run_op_checks(Report& rep, uint64_t seed) {
   grouped_gemm_case(rep, rng, {0, 1, 127, 128, 129, 0, 300, 1, 64, 0, 5, 256}, 200, 264, true, true, true);
   grouped_gemm_case(rep, rng, {0, 1, 127, 129, 0, 64}, 2048, 1408, false, false, true);
   unsetenv("GHOSTLINE_WGMMA_PERSIST");
+  setenv("GHOSTLINE_WGMMA_HALF", "0", 1);
+  grouped_gemm_case(rep, rng, {0, 1, 127, 128, 129, 0, 300, 1, 64, 0, 5, 256}, 200, 264, true, true, true);
+  unsetenv("GHOSTLINE_WGMMA_HALF");
 }
 
 }  // namespace ghostline::gpu_test
