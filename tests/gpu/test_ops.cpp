@@ -715,7 +715,10 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
       }
     }
   std::string sizes;
-  for (int e = 0; e < X; ++e) sizes += (e ? "," : "") + std::to_string(groups[e]);
+  for (int e = 0; e < X; ++e) {
+    if (e) sizes += ',';
+    sizes += std::to_string(groups[e]);
+  }
   char name[160];
   const char* per_item = std::getenv("GHOSTLINE_WGMMA_PERSIST");
   const char* both_halves = std::getenv("GHOSTLINE_WGMMA_HALF");
