@@ -12,8 +12,9 @@
 //   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
 //                     [--draft-length K]   (-1: the engine's adaptive policy; else fixed)
 //                     [--reps N]           (each point N times per mode, its fastest decode kept)
-//                     [--dump-tokens FILE] (each point's prompt and greedy output ids, JSON lines, for
-//                                           studying drafters offline)
+//                     [--dump-tokens FILE] (each point's prompt, greedy output ids and whether it is
+//                                           multi-line, JSON lines: bench/speculation/simulate_drafts.py
+//                                           replays drafters on them offline)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -261,7 +262,6 @@ int main(int argc, char** argv) {
                                   {"events", spec ? events_on : 0}};
     }
     if (outs[0] != outs[1]) ++mismatches;
-    if (dump.is_open()) dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}}.dump() << "\n";
     row["identical"] = outs[0] == outs[1];
     // The same cursor again with the previous suggestion as draft_hint (the user came back, or
     // the document changed elsewhere): the previous-suggestion drafter. An oracle here: the hint
@@ -319,6 +319,8 @@ int main(int argc, char** argv) {
     const size_t last = out_text.find_last_not_of(" \t\r\n"), first = out_text.find_first_not_of(" \t\r\n");
     const bool multiline = last != std::string::npos && out_text.find('\n', first) < last;
     row["multiline"] = multiline;
+    if (dump.is_open())
+      dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}, {"multiline", multiline}}.dump() << "\n";
     for (int sub = 0; sub < 2; ++sub) {
       if (sub == 1 && !multiline) continue;
       Totals& tt = subset[sub];
