@@ -369,6 +369,108 @@ __global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, 
   }
 }
 
+// The new tokens of one sequence (a verification of drafted tokens): a block takes one KV head
+// and one split of the positions for every listed token and every query head of the KV head
+// (at most kSeqRows query rows), so that each key and value row is read once for all of them
+// instead of once per token. Same warp-per-position loop as attn_decode_gqa_kernel; a row skips
+// the positions past its token (causal). The splits are those of the longest token; every token
+// writes every split (empty where it has no positions), so attn_combine, which takes each token's
+// own split count (never more, never fewer than its non-empty splits), merges them as usual.
+constexpr int kSeqRows = 8;
+__global__ void __launch_bounds__(kThreads) attn_decode_seq_kernel(Attention a, KvCache kv, TokenPlace place) {
+  grid_wait();
+  __shared__ float4 w_acc[kThreads / 32][kSeqRows][32];
+  __shared__ float w_m[kThreads / 32][kSeqRows], w_l[kThreads / 32][kSeqRows];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int split = blockIdx.x, kvh = blockIdx.z;
+  const int G = a.G, dk = a.dk, dv = a.dv, rows = a.n_list * G;
+  int n_max = 0, seq = -1;
+  for (int i = 0; i < a.n_list; ++i) {
+    const int t = a.list[i], sq = place.seq[t];
+    if (sq >= 0) seq = sq, n_max = max(n_max, place.pos[t] + 1);
+  }
+  const int per = split_length(n_max, a);
+  const int p0 = split * per, p1 = min(n_max, p0 + per);
+  auto part_of = [&](int r) { return ((static_cast<int64_t>(r / G) * a.n_kvh + kvh) * a.n_splits + split) * G + r % G; };
+  if (p0 >= p1) {
+    for (int i = 0; i < a.n_list; ++i) write_empty_split(a, part_of(i * G), G, dv);
+    return;
+  }
+  const int32_t* table = kv.block_table + kv.table_offset[seq];
+  const bool kl = lane * 4 < dk, vl = lane * 4 < dv;  // lanes past the head dims idle
+  float4 q[kSeqRows], acc[kSeqRows];
+  float m[kSeqRows], l[kSeqRows];
+  int lim[kSeqRows];  // positions row r may see
+#pragma unroll
+  for (int r = 0; r < kSeqRows; ++r) {
+    q[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    lim[r] = 0;
+    if (r < rows) {
+      const int t = a.list[r / G];
+      lim[r] = place.seq[t] >= 0 ? place.pos[t] + 1 : 0;
+      if (kl) {
+        q[r] = *reinterpret_cast<const float4*>(a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh * G + r % G) * dk + lane * 4);
+        q[r].x *= a.scale, q[r].y *= a.scale, q[r].z *= a.scale, q[r].w *= a.scale;
+      }
+    }
+    acc[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
+  const int k_base = a.k_off + kvh * a.k_head_stride, v_base = a.v_off + kvh * a.v_head_stride;
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+  auto load_kv = [&](int j, float4& k, float4& v) {
+    const float* slot = kv.layer + slot_offset(kv, table, j);
+    k = kl ? *reinterpret_cast<const float4*>(slot + k_base + lane * 4) : zero;
+    v = vl ? *reinterpret_cast<const float4*>(slot + v_base + lane * 4) : zero;
+  };
+  float4 k_next = zero, v_next = zero;
+  if (p0 + warp < p1) load_kv(p0 + warp, k_next, v_next);
+  for (int j = p0 + warp; j < p1; j += n_warps) {
+    const float4 k = k_next, v = v_next;
+    if (j + n_warps < p1) load_kv(j + n_warps, k_next, v_next);
+#pragma unroll
+    for (int r = 0; r < kSeqRows; ++r) {
+      if (j >= lim[r]) continue;  // past this row's token, or a row past `rows` (lim 0)
+      const float s = warp_sum(dot4(q[r], k));
+      const float m_new = fmaxf(m[r], s);
+      const float c = expf(m[r] - m_new), p = expf(s - m_new);
+      l[r] = l[r] * c + p;
+      acc[r].x = acc[r].x * c + p * v.x, acc[r].y = acc[r].y * c + p * v.y;
+      acc[r].z = acc[r].z * c + p * v.z, acc[r].w = acc[r].w * c + p * v.w;
+      m[r] = m_new;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kSeqRows; ++r) {
+    w_acc[warp][r][lane] = acc[r];
+    if (lane == 0) w_m[warp][r] = m[r], w_l[warp][r] = l[r];
+  }
+  __syncthreads();
+  // Merge the warps: thread (row, lane) for row < rows.
+  for (int i = threadIdx.x; i < rows * 32; i += blockDim.x) {
+    const int r = i / 32, ln = i % 32;
+    float M = -INFINITY;
+    for (int w = 0; w < n_warps; ++w)
+      if (w_l[w][r] > 0.0f) M = fmaxf(M, w_m[w][r]);
+    float L = 0.0f;
+    float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int w = 0; w < n_warps; ++w) {
+      if (w_l[w][r] == 0.0f) continue;
+      const float c = expf(w_m[w][r] - M);
+      L += c * w_l[w][r];
+      const float4 x = w_acc[w][r][ln];
+      o.x += c * x.x, o.y += c * x.y, o.z += c * x.z, o.w += c * x.w;
+    }
+    const int64_t part = part_of(r);
+    if (ln * 4 < dv) *reinterpret_cast<float4*>(a.part_o + part * dv + ln * 4) = o;
+    if (ln == 0) {
+      a.part_ml[part * 2] = L > 0.0f ? M : -INFINITY;
+      a.part_ml[part * 2 + 1] = L;
+    }
+  }
+}
+
 __global__ void gather_cache_kernel(KvCache kv, int seq, float* dst) {
   grid_wait();
   const int i = blockIdx.x;
@@ -419,6 +521,12 @@ bool gqa_kernel_enabled() {
   return on;
 }
 
+// GHOSTLINE_ATTN_SEQ=0 keeps one sequence's new tokens apart (read at every call, for comparisons).
+bool seq_kernel_on() {
+  const char* e = std::getenv("GHOSTLINE_ATTN_SEQ");
+  return !(e && e[0] == '0');
+}
+
 size_t decode_smem(int dk) {
   return sizeof(float) * (static_cast<size_t>(kHeadsPerBlock) * dk + kHeadsPerBlock * kChunk + 3 * kHeadsPerBlock) +
          sizeof(int64_t) * kChunk;
@@ -436,8 +544,15 @@ int attention_splits(int n_list, int n_kvh, int max_context) {
 int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
   // n * ceil(2 SMs / n) <= 2 SMs + n for any n up to n_list * n_kvh blocks.
   const int64_t blocks = static_cast<int64_t>(n_list) * n_kvh;
-  const int64_t most = std::min<int64_t>(blocks * kMaxSplits, 2 * static_cast<int64_t>(sm_count()) + blocks);
+  int64_t most = std::min<int64_t>(blocks * kMaxSplits, 2 * static_cast<int64_t>(sm_count()) + blocks);
+  // One sequence's tokens (attn_decode_groups): each of up to kSeqRows tokens writes the splits
+  // of attention_splits(1, n_kvh), n_kvh * those <= 2 SMs + n_kvh.
+  most = std::max<int64_t>(most, std::min(n_list, kSeqRows) * (2 * static_cast<int64_t>(sm_count()) + n_kvh));
   return most * G * dv;
+}
+
+bool attn_decode_groups(const Attention& a) {
+  return a.one_seq && a.n_list >= 2 && a.n_list * a.G <= kSeqRows && a.dk <= 128 && a.dv <= 128 && seq_kernel_on();
 }
 
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s) {
@@ -446,6 +561,10 @@ void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t 
       a.v_head_stride % 4 || kv.kv_dim % 4 || a.q_tok_stride % 4 || (reinterpret_cast<uintptr_t>(a.q) & 15u) || a.n_splits < 1 ||
       a.n_splits > kMaxSplits) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  if (attn_decode_groups(a)) {
+    launch(attn_decode_seq_kernel, dim3(a.n_splits, 1, a.n_kvh), dim3(kThreads), 0, s, a, kv, place);
     return;
   }
   if (a.G <= kGqaHeads && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled()) {

@@ -170,12 +170,19 @@ struct Attention {
   int min_per_split = 1;               // positions a split takes at least (short contexts use fewer splits)
   float* part_o = nullptr;             // [n_list * n_kvh * n_splits * G * dv]
   float* part_ml = nullptr;            // [n_list * n_kvh * n_splits * G * 2]
+  // Every listed token belongs to one sequence (or is padding, seq < 0): the new tokens of a
+  // verification. attn_decode may then read each key and value row once for all of them.
+  bool one_seq = false;
 };
 // Splits that keep the GPU busy for n_list tokens (what attn_decode is best called with).
 int attention_splits(int n_list, int n_kvh, int max_context);
 // Floats of part_o enough for any n <= n_list tokens with attention_splits(n, ...) splits.
 int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv);
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s);
+// Whether attn_decode takes `a` with one block per (split, KV head) for all its tokens (a.one_seq,
+// 2 <= n_list, n_list * G <= 8, head dims <= 128; GHOSTLINE_ATTN_SEQ=0: never). Then the splits
+// to pass are attention_splits(1, n_kvh, ...): they divide the positions of the longest token.
+bool attn_decode_groups(const Attention& a);
 // Merges the splits of every (listed token, head) and writes out[t * out_tok_stride + h * dout + j]:
 // the merged value itself (dout = dv, proj null) or proj[h] · value (MLA's W_vb: rows of dv
 // weights, proj_ld apart, proj_head_stride between heads; dout rows).
@@ -228,11 +235,14 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);
 // Grid over max_active expert slots (those past n_active exit at once). lean: the kernel that
 // takes an expert's rows one at a time (few registers, more blocks per multiprocessor), best when
 // experts get few rows each (routed experts); else up to 8 rows per pass over the weights.
+// max_rows: the most rows an expert can have (the step's tokens) when known; 2..8 with bf16
+// weights take the tensor-core kernel, each expert's weights read once for all its rows
+// (GHOSTLINE_SKINNY_MMA=0: the kernels above). Plain skinny_gemm of T = 2..8 likewise.
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, bool lean, float* act, cudaStream_t s);
+                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows = 0);
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, bool lean, float* pair_out, cudaStream_t s);
+              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows = 0);
 // One token's experts (the decode step of one sequence, T == 1, after moe_route with also_sort):
 // one block row per pair slot p < K + S, its expert pair_expert[p] (none when -1).
 //   moe_gate_up_one: act[p, j] = silu(gate_e[j] · h[0]) * (up_e[j] · h[0]) (+ b_gu), rows by slot.

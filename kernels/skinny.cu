@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "kernels/common.cuh"
+#include "kernels/skinny_mma.h"
 
 namespace ghostline::kernels {
 
@@ -36,6 +37,7 @@ struct SkinnyArgs {
   const float* bias;
   int64_t bias_batch;
   int N, K, T;
+  int few;  // MoE modes: an expert has at most this many rows (0: unknown)
   // MoE modes
   const int32_t* active;
   const int32_t* n_active;
@@ -415,10 +417,30 @@ void dispatch(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream
   }
 }
 
+// 2..8 activation rows (plain T; MoE: rows an expert can have) with bf16 weights go to the
+// tensor-core kernel (skinny_mma.cu) unless GHOSTLINE_SKINNY_MMA=0.
+template <int MODE>
+bool run_mma(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
+  const int rows = MODE == kPlain ? a.T : a.few;
+  if (wt != DType::BF16 || rows < 2 || rows > 8 || !skinny_mma_on()) return false;
+  FewRows f;
+  f.mode = static_cast<FewMode>(MODE);
+  f.w = a.w, f.ldw = a.ldw, f.w_batch = a.w_batch;
+  f.x = a.x, f.ldx = a.ldx, f.x_batch = a.x_batch;
+  f.y = a.y, f.ldy = a.ldy, f.y_batch = a.y_batch;
+  f.bias = a.bias, f.bias_batch = a.bias_batch;
+  f.N = a.N, f.K = a.K, f.T = a.T;
+  f.active = a.active, f.n_active = a.n_active, f.offset = a.offset, f.sorted_pair = a.sorted_pair, f.KP = a.KP;
+  if (!skinny_mma_fits(f)) return false;
+  skinny_mma(f, grid_y, s);
+  return true;
+}
+
 // single: every block has one activation row (plain T == 1; MoE rows of one token).
 template <int MODE>
 void run(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s) {
   if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
+  if (run_mma<MODE>(a, wt, grid_y, s)) return;
   if (wt == DType::BF16) dispatch<bf16, MODE>(a, wt, grid_y, single, s);
   else dispatch<float, MODE>(a, wt, grid_y, single, s);
 }
@@ -593,25 +615,25 @@ void skinny_gemm(const Skinny& p, cudaStream_t s) {
 }
 
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, bool lean, float* act, cudaStream_t s) {
+                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows) {
   SkinnyArgs a{};
   a.w = w_gu, a.ldw = D, a.w_batch = static_cast<int64_t>(2) * I * D;
   a.x = h, a.ldx = D;
   a.y = act, a.ldy = I;
   a.bias = b_gu, a.bias_batch = 2 * I;
-  a.N = I, a.K = D, a.T = 0;
+  a.N = I, a.K = D, a.T = 0, a.few = max_rows;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
   run<kGateUp>(a, wt, max_active, lean, s);
 }
 
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, bool lean, float* pair_out, cudaStream_t s) {
+              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows) {
   SkinnyArgs a{};
   a.w = w_down, a.ldw = I, a.w_batch = static_cast<int64_t>(D) * I;
   a.x = act, a.ldx = I;
   a.y = pair_out, a.ldy = D;
   a.bias = b_down, a.bias_batch = D;
-  a.N = D, a.K = I, a.T = 0;
+  a.N = D, a.K = I, a.T = 0, a.few = max_rows;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
   run<kDown>(a, wt, max_active, lean, s);
 }

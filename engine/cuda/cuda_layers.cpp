@@ -200,7 +200,9 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.q_tok_stride = qkv_rows();
     a.n_kvh = Hkv, a.G = H / Hkv, a.dk = d, a.dv = d;
     a.k_off = 0, a.k_head_stride = d, a.v_off = Hkv * d, a.v_head_stride = d;
-    a.n_splits = kernels::attention_splits(n_list, Hkv, cfg_.max_position);
+    // One sequence's tokens (a verification): each key and value row read once for all of them.
+    a.one_seq = c.decode && c.one_seq;
+    a.n_splits = kernels::attention_splits(kernels::attn_decode_groups(a) ? 1 : n_list, Hkv, cfg_.max_position);
     a.min_per_split = 32;
     kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
     kernels::attn_combine(a, place(ws), nullptr, dt_, 0, 0, d, ws.attn, static_cast<int64_t>(H) * d, stream_);
@@ -373,8 +375,8 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
       moe_out_ = ws.pair_out;
       return ok();
     }
-    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_);
-    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_);
+    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_, T);
+    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_, T);
     moe_out_ = ws.pair_out;
     return ok();
   }

@@ -261,14 +261,15 @@ Expected<void> CudaModel::upload_step(Workspace& ws, const HostStep& hs, int T_p
   return ok();
 }
 
-Expected<void> CudaModel::run_decode(int T_pad, int R_pad) {
+Expected<void> CudaModel::run_decode(int T_pad, int R_pad, bool one_seq) {
   Ctx c;
   c.ws = &small_;
   c.T = T_pad;
   c.R = R_pad;
   c.decode = true;
+  c.one_seq = one_seq;
   if (options.graphs && stats.graph_error.empty()) {
-    const auto key = std::make_pair(T_pad, R_pad);
+    const auto key = std::make_tuple(T_pad, R_pad, one_seq);
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       cudaGraph_t graph = nullptr;
@@ -320,7 +321,7 @@ Expected<const Workspace*> CudaModel::compute(const StepBatch& b, int& rows) {
   if (hs.T <= decode_max) {
     const int T_pad = bucket(hs.T, small_.T), R_pad = bucket(hs.R, small_.R);
     if (auto r = upload_step(small_, hs, T_pad, R_pad); !r) return r.error();
-    if (auto r = run_decode(T_pad, R_pad); !r) return r.error();
+    if (auto r = run_decode(T_pad, R_pad, hs.S == 1); !r) return r.error();
   } else {
     for (int s = 0; s < hs.S; ++s) {
       const bool big = hs.n_new[s] >= kPrefillAttnMin;

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include "engine/cuda/cuda_model.h"
@@ -86,6 +87,7 @@ class CudaModel final : public Model {
     Workspace* ws = nullptr;
     int T = 0, R = 0;
     bool decode = true;             // decode path (skinny kernels, graph-safe)
+    bool one_seq = false;           // every token belongs to one sequence (a verification step)
     const HostStep* host = nullptr; // prefill path: the host layout
   };
 
@@ -96,7 +98,7 @@ class CudaModel final : public Model {
   Expected<void> build_step(const StepBatch& b, HostStep& hs) const;
   Expected<void> size_workspace(Workspace& ws, int T, int R, bool prefill);
   Expected<void> upload_step(Workspace& ws, const HostStep& hs, int T_pad, int R_pad);
-  Expected<void> run_decode(int T_pad, int R_pad);
+  Expected<void> run_decode(int T_pad, int R_pad, bool one_seq);
   Expected<void> layers(const Ctx& c);  // embedding .. logits of one step, either path
 
   // Blocks (cuda_layers.cpp).
@@ -138,7 +140,7 @@ class CudaModel final : public Model {
   const float* moe_out_ = nullptr;  // the experts' outputs of the current layer (ffn sets it)
   PinnedBuffer staging_, out_, offsets_;
   DeviceBuffer picks_dev_;      // forward_pick: the picks and the ids on the device
-  std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
+  std::map<std::tuple<int, int, bool>, cudaGraphExec_t> graphs_;  // (T_pad, R_pad, one_seq)
   void drop_graphs();
 };
 

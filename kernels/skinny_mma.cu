@@ -1,0 +1,227 @@
+// Skinny products of 2..8 activation rows on tensor cores: each weight is read once for all the
+// rows, and the multiply costs a few mma.sync per 16 x 32 weights instead of the float32 path's
+// one FMA per weight and row (whose activation loads and FMAs grow with the rows; at 8 rows the
+// float32 kernels issued more instructions than the weights take to stream).
+//
+// A warp owns a tile of 16 weight rows (GateUp: 8 gate rows over their 8 up rows, so that one
+// thread holds both halves of an output) and a slice of K; the 8 tokens are the mma's N. Lane
+// (g = lane / 4, c = lane % 4) loads 16 bytes of rows g and g + 8 at k = 32 w + 8 c of every
+// 32-wide window w, and the 8 activations of token g at the same k: the k order inside a window
+// is permuted the same way for both operands, so their fragments come straight from global
+// memory (no shared memory, no shuffles). Activations are float32: each is split into three
+// bf16 terms (hi + mid + lo carry 24 bits), so the products keep float32 accuracy against the
+// exact bf16 weights. Two steps of 4 windows are in flight per warp (registers double-buffered);
+// a block's warps split K when there are too few row tiles to fill the GPU, and sum through
+// shared memory. Plain mode requests its first weights before the programmatic-launch wait.
+#include <algorithm>
+#include <cstdlib>
+
+#include "kernels/common.cuh"
+#include "kernels/mma.cuh"
+#include "kernels/skinny_mma.h"
+
+namespace ghostline::kernels {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kWin = 4;  // 32-wide k windows per step
+
+struct Step {
+  uint4 lo[kWin], hi[kWin];   // weights of rows g and g + 8 (bf16 x 8 each)
+  float4 xa[kWin], xb[kWin];  // activations of token g
+};
+
+__device__ __forceinline__ void load_weights(Step& s, const bf16* wlo, const bf16* whi, int w, int wend, int K, int c) {
+#pragma unroll
+  for (int j = 0; j < kWin; ++j) {
+    const int k = (w + j) * 32 + 8 * c;
+    const bool ok = w + j < wend && k < K;
+    s.lo[j] = ok ? __ldg(reinterpret_cast<const uint4*>(wlo + k)) : make_uint4(0, 0, 0, 0);
+    s.hi[j] = ok ? __ldg(reinterpret_cast<const uint4*>(whi + k)) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// x was written by the kernel before: plain loads (not the read-only path).
+__device__ __forceinline__ void load_acts(Step& s, const float* xr, bool tok_ok, int w, int wend, int K, int c) {
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int j = 0; j < kWin; ++j) {
+    const int k = (w + j) * 32 + 8 * c;
+    const bool ok = tok_ok && w + j < wend && k < K;
+    s.xa[j] = ok ? *reinterpret_cast<const float4*>(xr + k) : zero;
+    s.xb[j] = ok ? *reinterpret_cast<const float4*>(xr + k + 4) : zero;
+  }
+}
+
+// (a, b) = hi + mid + lo, three bf16 pairs (a in the low halves).
+__device__ __forceinline__ void split3(float a, float b, uint32_t& hi, uint32_t& mid, uint32_t& lo) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  const float2 hf = __bfloat1622float2(h);
+  const float ra = a - hf.x, rb = b - hf.y;
+  const __nv_bfloat162 m = __floats2bfloat162_rn(ra, rb);
+  const float2 mf = __bfloat1622float2(m);
+  const __nv_bfloat162 l = __floats2bfloat162_rn(ra - mf.x, rb - mf.y);
+  hi = *reinterpret_cast<const uint32_t*>(&h);
+  mid = *reinterpret_cast<const uint32_t*>(&m);
+  lo = *reinterpret_cast<const uint32_t*>(&l);
+}
+
+// Window j of a step: real k 8c + {0,1,2,3} are the mma's k {2c, 2c+1, 2c+8, 2c+9} of the
+// first product, 8c + {4..7} the same of the second (A and B alike).
+__device__ __forceinline__ void multiply(const Step& s, float (&big)[4], float (&small)[4]) {
+#pragma unroll
+  for (int j = 0; j < kWin; ++j) {
+    uint32_t h[4], m[4], l[4];
+    split3(s.xa[j].x, s.xa[j].y, h[0], m[0], l[0]);
+    split3(s.xa[j].z, s.xa[j].w, h[1], m[1], l[1]);
+    split3(s.xb[j].x, s.xb[j].y, h[2], m[2], l[2]);
+    split3(s.xb[j].z, s.xb[j].w, h[3], m[3], l[3]);
+    const uint32_t a0[4] = {s.lo[j].x, s.hi[j].x, s.lo[j].y, s.hi[j].y};
+    const uint32_t a1[4] = {s.lo[j].z, s.hi[j].z, s.lo[j].w, s.hi[j].w};
+    mma_bf16(small, a0, l[0], l[1]);
+    mma_bf16(small, a1, l[2], l[3]);
+    mma_bf16(small, a0, m[0], m[1]);
+    mma_bf16(small, a1, m[2], m[3]);
+    mma_bf16(big, a0, h[0], h[1]);
+    mma_bf16(big, a1, h[2], h[3]);
+  }
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+// Lane layout of the accumulators: acc[0] (row g, token 2c), acc[1] (g, 2c + 1), acc[2]
+// (g + 8, 2c), acc[3] (g + 8, 2c + 1).
+template <int MODE>
+__global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, int ksplit) {
+  __shared__ float red[kWarps][4][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
+  const int kp = warp % ksplit, rg = blockIdx.x * (kWarps / ksplit) + warp / ksplit;
+  constexpr bool gate_up = MODE == static_cast<int>(FewMode::GateUp);
+  constexpr bool plain = MODE == static_cast<int>(FewMode::Plain);
+  const int n0 = rg * (gate_up ? 8 : 16);
+  const int nwin = (a.K + 31) / 32, wpk = (nwin + ksplit - 1) / ksplit;
+  const int wbeg = min(nwin, kp * wpk), wend = min(nwin, wbeg + wpk);
+  const bf16* W = static_cast<const bf16*>(a.w);
+  const int64_t b = blockIdx.y;
+  const int n_lo = min(n0 + g, a.N - 1);
+  const int64_t row_lo = n_lo, row_hi = gate_up ? a.N + n_lo : min(n0 + 8 + g, a.N - 1);
+  Step A, B;
+  int row_begin = 0, n_rows = a.T;
+  const float* X = a.x;
+  float* Y = a.y;
+  const float* bias = a.bias;
+  if constexpr (plain) {
+    W += b * a.w_batch;
+    load_weights(A, W + row_lo * a.ldw, W + row_hi * a.ldw, wbeg, wend, a.K, c);
+    grid_wait();
+    X += b * a.x_batch;
+    Y += b * a.y_batch;
+    if (bias) bias += b * a.bias_batch;
+  } else {
+    grid_wait();
+    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
+    const int e = a.active[blockIdx.y];
+    W += e * a.w_batch;
+    if (bias) bias += e * a.bias_batch;
+    row_begin = a.offset[e];
+    n_rows = a.offset[e + 1] - row_begin;
+  }
+  const bf16* wlo = W + row_lo * a.ldw;
+  const bf16* whi = W + row_hi * a.ldw;
+  for (int t0 = 0; t0 < n_rows; t0 += 8) {
+    const int nt = min(8, n_rows - t0);
+    const bool tok_ok = g < nt;
+    const int tt = t0 + min(g, nt - 1);
+    int64_t xrow = tt;
+    if constexpr (gate_up) xrow = a.sorted_pair[row_begin + tt] / a.KP;
+    else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
+    const float* xr = X + xrow * a.ldx;
+    if (!plain || t0 > 0) load_weights(A, wlo, whi, wbeg, wend, a.K, c);
+    load_acts(A, xr, tok_ok, wbeg, wend, a.K, c);
+    float big[4] = {0.f, 0.f, 0.f, 0.f}, small[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int w = wbeg; w < wend;) {
+      if (w + kWin < wend) {
+        load_weights(B, wlo, whi, w + kWin, wend, a.K, c);
+        load_acts(B, xr, tok_ok, w + kWin, wend, a.K, c);
+      }
+      multiply(A, big, small);
+      w += kWin;
+      if (w >= wend) break;
+      if (w + kWin < wend) {
+        load_weights(A, wlo, whi, w + kWin, wend, a.K, c);
+        load_acts(A, xr, tok_ok, w + kWin, wend, a.K, c);
+      }
+      multiply(B, big, small);
+      w += kWin;
+    }
+    float acc[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i] = big[i] + small[i];
+    if (ksplit > 1) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][i][lane] = acc[i];
+      __syncthreads();
+      if (kp == 0) {
+        for (int q = 1; q < ksplit; ++q)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[i] += red[warp + q][i][lane];
+      }
+      __syncthreads();  // red is rewritten by the next pass
+    }
+    if (kp != 0) continue;
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int tok = 2 * c + u;
+      if (tok >= nt) continue;
+      const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
+      float* yr = Y + yrow * a.ldy;
+      if constexpr (gate_up) {
+        const int n = n0 + g;
+        if (n < a.N) {
+          float gv = acc[u], uv = acc[2 + u];
+          if (bias) gv += bias[n], uv += bias[a.N + n];
+          yr[n] = silu(gv) * uv;
+        }
+      } else {
+        const int n = n0 + g, n8 = n0 + 8 + g;
+        if (n < a.N) yr[n] = acc[u] + (bias ? bias[n] : 0.0f);
+        if (n8 < a.N) yr[n8] = acc[2 + u] + (bias ? bias[n8] : 0.0f);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool skinny_mma_on() {
+  const char* e = std::getenv("GHOSTLINE_SKINNY_MMA");
+  return !(e && e[0] == '0');
+}
+
+bool skinny_mma_fits(const FewRows& a) {
+  auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  return a.N > 0 && a.K > 0 && a.K % 8 == 0 && a.ldw % 8 == 0 && a.w_batch % 8 == 0 && a.ldx % 4 == 0 && a.x_batch % 4 == 0 && al(a.w) &&
+         al(a.x);
+}
+
+void skinny_mma(const FewRows& a, int grid_y, cudaStream_t s) {
+  if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
+  const int out_per_tile = a.mode == FewMode::GateUp ? 8 : 16;
+  const int64_t tiles = (a.N + out_per_tile - 1) / out_per_tile;
+  const int nwin = (a.K + 31) / 32;
+  // Split K over a block's warps until about 16 warps per multiprocessor have work, while each
+  // keeps at least two steps to overlap.
+  const int64_t want = 16 * static_cast<int64_t>(sm_count());
+  int ksplit = 1;
+  while (ksplit < kWarps && tiles * grid_y * ksplit < want && nwin / (2 * ksplit) >= 2 * kWin) ksplit *= 2;
+  const int tiles_per_block = kWarps / ksplit;
+  const dim3 grid(static_cast<unsigned>((tiles + tiles_per_block - 1) / tiles_per_block), grid_y);
+  switch (a.mode) {
+    case FewMode::Plain: launch(skinny_mma_kernel<0>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
+    case FewMode::GateUp: launch(skinny_mma_kernel<1>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
+    case FewMode::Down: launch(skinny_mma_kernel<2>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
+  }
+}
+
+}  // namespace ghostline::kernels
