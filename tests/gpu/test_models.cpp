@@ -267,6 +267,28 @@ void fixture_checks(Report& rep, const Fixture& f, uint64_t seed) {
     check_positions(rep, tag + "mixed step: 80-token chunk (cuBLAS attention)", ea, bf16, tol_prefill, err);
     check_positions(rep, tag + "mixed step: decode tokens beside it", ebc, false, tol_prefill, err);
   }
+  // Verification-sized steps: the long prompt in steps of 2, 3, ..., 8 tokens of one sequence,
+  // every row of logits (the tensor-core skinny products, one sequence's tokens in one attention
+  // block, padded buckets of 4 and 8; CUDA graphs).
+  {
+    Blocks blocks(pool, seed + 5);
+    const size_t lp = f.prompts.size() - 1;
+    const auto& P = f.prompts[lp];
+    auto table = blocks.take(static_cast<int>(P.size()));
+    double worst = 0;
+    std::string err;
+    int k = 2;
+    for (int done = 0; done < static_cast<int>(P.size()) && err.empty(); k = k == 8 ? 2 : k + 1) {
+      const int n = std::min(k, static_cast<int>(P.size()) - done);
+      StepBatch b;
+      b.tokens.assign(P.begin() + done, P.begin() + done + n);
+      b.seqs.push_back(seq_step(done, n, table, true));
+      std::vector<float> out;
+      if (step(b, out, err)) worst = std::max(worst, worst_rows(f, lp, done, out.data(), n));
+      done += n;
+    }
+    rep.check(tag + "one sequence in steps of 2..8 tokens (verification)", err.empty() ? worst : INFINITY, kTolDecode, err);
+  }
   // Three sequences decoding together, one token each per step (bucket of 4, one padding token).
   {
     Blocks blocks(pool, seed + 9);
@@ -349,7 +371,7 @@ void against_cpu(Report& rep, const std::string& name, Model& gpu, Model& cpu, c
                  double tol_prefill_path) {
   const int V = gpu.info().vocab_size, n = static_cast<int>(prompt.size());
   const int blocks = (n + n_decode + kBlock) / kBlock + 1;
-  if (!gpu.allocate_kv(kBlock, 2 * blocks) || !cpu.allocate_kv(kBlock, 2 * blocks)) {
+  if (!gpu.allocate_kv(kBlock, 3 * blocks) || !cpu.allocate_kv(kBlock, 3 * blocks)) {
     rep.expect(name + ": allocate_kv", false);
     return;
   }
@@ -376,6 +398,27 @@ void against_cpu(Report& rep, const std::string& name, Model& gpu, Model& cpu, c
   for (int r = 0; err.empty() && r < n; ++r) pos_err.push_back(rel_err(g2.data() + static_cast<int64_t>(r) * V, c.data() + static_cast<int64_t>(r) * V, V));
   check_positions(rep, name + ": the same prompt through the prefill path vs CPU", pos_err, gpu.info().weight_dtype == "bf16",
                   tol_prefill_path, err);
+  // The same prompt in verification-sized steps of 2..8 tokens (decode path), other blocks.
+  {
+    std::vector<int32_t> t3(blocks);
+    std::iota(t3.begin(), t3.end(), 2 * blocks);
+    double worst_v = 0;
+    int k = 2;
+    for (int done = 0; done < n && err.empty(); k = k == 8 ? 2 : k + 1) {
+      const int cnt = std::min(k, n - done);
+      StepBatch v;
+      v.tokens.assign(prompt.begin() + done, prompt.begin() + done + cnt);
+      v.seqs.push_back(seq_step(done, cnt, t3, true));
+      std::vector<float> gv;
+      if (auto r = gpu.forward(v, gv); !r) {
+        err = "gpu verification steps: " + r.error().message;
+        break;
+      }
+      worst_v = std::max(worst_v, rel_err(gv.data(), c.data() + static_cast<int64_t>(done) * V, static_cast<int64_t>(cnt) * V));
+      done += cnt;
+    }
+    rep.check(name + ": the prompt in steps of 2..8 tokens (verification) vs CPU", err.empty() ? worst_v : INFINITY, kTolDecode, err);
+  }
   // Greedy decoding from the prompt, comparing logits and tokens at every step.
   double worst = 0;
   int same = 0, past = n;

@@ -16,6 +16,7 @@
 #include "kernels/prefill.h"
 #include "kernels/decode_fused.h"
 #include "kernels/mla_decode.h"
+#include "kernels/skinny_mma.h"
 #include "tests/gpu/gpu_check.h"
 
 namespace ghostline::gpu_test {
@@ -138,6 +139,35 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
   std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
                 bias ? " +bias" : "");
   rep.check(name, rel_err(dy.download(), ref), 2e-6, err);
+}
+
+// The tensor-core kernel of 2..8 activation rows (kernels/skinny_mma.cu), plain mode, called
+// directly so that the case cannot fall back. Activations enter as three bf16 terms and the
+// tensor cores accumulate in float32 in their own order: 1e-5 (the float32 kernels: 2e-6).
+void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool bias) {
+  Weights W(rng, static_cast<int64_t>(batch) * N, K, DType::BF16);
+  auto x = rng.normal(static_cast<size_t>(batch) * T * K);
+  auto b = rng.normal(static_cast<size_t>(batch) * N);
+  Dev<float> dx(x), db(b), dy(static_cast<size_t>(batch) * T * N);
+  kernels::FewRows f;
+  f.mode = kernels::FewMode::Plain;
+  f.w = W.dev(), f.ldw = K, f.w_batch = static_cast<int64_t>(N) * K;
+  f.x = dx.p, f.ldx = K, f.x_batch = static_cast<int64_t>(T) * K;
+  f.y = dy.p, f.ldy = N, f.y_batch = static_cast<int64_t>(T) * N;
+  f.bias = bias ? db.p : nullptr, f.bias_batch = N;
+  f.N = N, f.K = K, f.T = T;
+  char name[128];
+  std::snprintf(name, sizeof name, "skinny_mma (tensor cores) T=%d N=%d K=%d batch=%d%s", T, N, K, batch, bias ? " +bias" : "");
+  if (!rep.expect(std::string(name) + ": shape taken", kernels::skinny_mma_fits(f))) return;
+  kernels::skinny_mma(f, batch, nullptr);
+  std::vector<float> ref(static_cast<size_t>(batch) * T * N);
+  for (int bb = 0; bb < batch; ++bb) {
+    cpu::WeightView v{W.vals.data() + static_cast<int64_t>(bb) * N * K, cpu::WType::F32, N, K};
+    cpu::matmul(pool(), x.data() + static_cast<int64_t>(bb) * T * K, T, v, bias ? b.data() + bb * N : nullptr,
+                ref.data() + static_cast<int64_t>(bb) * T * N);
+  }
+  const auto err = device_error();
+  rep.check(name, rel_err(dy.download(), ref), 1e-5, err);
 }
 
 void blas_case(Report& rep, Rng& rng, DType dt, int M, int N, int K, bool b_is_nk) {
@@ -292,7 +322,7 @@ void gqa_prep_case(Report& rep, Rng& rng, bool qk_norm) {
 // Decode attention of listed tokens against the CPU loop the CPU model uses.
 void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, int Hkv, int d_or_r, int p, int vd, DType dt,
                     const std::vector<int>& lengths, const std::vector<int32_t>& tok_seq, const std::vector<int>& tok_pos,
-                    const std::vector<int32_t>& list, int min_per_split = 1, bool fused = false) {
+                    const std::vector<int32_t>& list, int min_per_split = 1, bool fused = false, bool one_seq = false) {
   const int T = static_cast<int>(tok_seq.size()), L = static_cast<int>(list.size());
   const int G = mla ? H : H / Hkv, n_kvh = mla ? 1 : Hkv;
   const int dk = mla ? d_or_r + p : d_or_r, dv = mla ? d_or_r : d_or_r;
@@ -311,13 +341,15 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   a.min_per_split = min_per_split;
   int max_len = 0;
   for (int n : lengths) max_len = std::max(max_len, n);
-  a.n_splits = kernels::attention_splits(L, n_kvh, max_len);
+  a.one_seq = one_seq;
+  if (one_seq && !rep.expect(std::string(label) + ": one sequence's tokens in one block", kernels::attn_decode_groups(a))) return;
+  a.n_splits = kernels::attention_splits(one_seq ? 1 : L, n_kvh, max_len);
   Dev<float> part_o(static_cast<size_t>(kernels::attention_partial_floats(L, n_kvh, G, dv)));
   Dev<float> part_ml(part_o.n / dv * 2);
   a.part_o = part_o.p, a.part_ml = part_ml.p;
   const int dout = mla ? vd : dv;
   Dev<float> out(static_cast<size_t>(T) * H * dout);
-  const std::string name = std::string(fused ? "mla_decode (fused): " : "attn_decode + attn_combine: ") + label;
+  const std::string name = std::string(fused ? "mla_decode (fused): " : one_seq ? "attn_decode (one sequence) + attn_combine: " : "attn_decode + attn_combine: ") + label;
   if (fused) {
     // The fused kernels must take this shape (mla_decode would otherwise fall back silently).
     rep.expect(name + ": takes the fused kernels",
@@ -334,6 +366,7 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   double worst = 0;
   for (int li = 0; li < L; ++li) {
     const int t = list[li];
+    if (tok_seq[t] < 0) continue;  // padding: outputs unspecified
     for (int h = 0; h < H; ++h) {
       const int kvh = h / G, n_pos = tok_pos[t] + 1;
       const float* qh = q.data() + t * q_stride + static_cast<int64_t>(h) * dk;
@@ -486,7 +519,7 @@ void expert_ref(const Weights& gu, const Weights& down, const float* x, int e, i
 
 // one: the kernels of one token by pair slot (moe_gate_up_one / moe_down_one), bias when given.
 void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean, bool one = false,
-                  bool bias = false) {
+                  bool bias = false, int max_rows = 0) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, dt), down(rng, static_cast<int64_t>(X) * D, I, dt);
@@ -504,8 +537,8 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     kernels::moe_gate_up_one(dh.p, D, gu.dev(), dt, b_gu, I, rp, mb.r, act.p, nullptr);
     kernels::moe_down_one(act.p, I, down.dev(), dt, b_d, D, rp, mb.r, pair_out.p, nullptr);
   } else {
-    kernels::moe_gate_up(dh.p, D, gu.dev(), dt, b_gu, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr);
-    kernels::moe_down(act.p, I, down.dev(), dt, b_d, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr);
+    kernels::moe_gate_up(dh.p, D, gu.dev(), dt, b_gu, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr, max_rows);
+    kernels::moe_down(act.p, I, down.dev(), dt, b_d, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr, max_rows);
   }
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
@@ -518,9 +551,11 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
-  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s", one ? "_one" : "", one ? "_one" : "",
-                dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "");
-  rep.check(name, worst, 2e-6, err);
+  const bool mma = max_rows >= 2 && max_rows <= 8 && dt == DType::BF16 && kernels::skinny_mma_on();
+  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s", one ? "_one" : "", one ? "_one" : "",
+                dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
+                mma ? " (tensor cores)" : "");
+  rep.check(name, worst, mma ? 1e-5 : 2e-6, err);  // tensor cores: see skinny_mma_case
 }
 
 // ---- tensor-core prefill kernels (kernels/prefill.h) ------------------------------------------
@@ -752,6 +787,12 @@ void run_op_checks(Report& rep, uint64_t seed) {
     skinny_case(rep, rng, dt, 2, 1000, 1408, 1, true);   // a few rows: plain_few_rows
     skinny_case(rep, rng, dt, 4, 512, 128, 16, false);   // a few rows, batched
   }
+  skinny_mma_case(rep, rng, 2, 4096, 4096, 1, false);   // o_proj of DeepSeek-Coder-6.7B, k = 2
+  skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true);    // K % 32 != 0: a partial last window
+  skinny_mma_case(rep, rng, 5, 77, 264, 1, true);       // N % 16 != 0
+  skinny_mma_case(rep, rng, 3, 512, 128, 16, false);    // per-head absorption shape, batched
+  skinny_mma_case(rep, rng, 4, 3648, 2048, 1, false);
+  skinny_mma_case(rep, rng, 7, 600, 11008, 1, true);    // long K split over the warps
   blas_case(rep, rng, DType::BF16, 70, 300, 256, true);
   blas_case(rep, rng, DType::F32, 70, 300, 256, true);
   blas_case(rep, rng, DType::BF16, 33, 128, 200, false);
@@ -778,6 +819,14 @@ void run_op_checks(Report& rep, uint64_t seed) {
   attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1}, {999, 16}, {0, 1});
   attention_case(rep, rng, "MHA 8 heads, d=64", false, 8, 8, 64, 0, 0, DType::F32, {333}, {0, 0}, {100, 332}, {0, 1});
   attention_case(rep, rng, "GQA 6 heads / 3 KV, d=8", false, 6, 3, 8, 0, 0, DType::F32, {70}, {0}, {69}, {0});
+  // One sequence's new tokens (verification) in one block per (split, KV head): causal within
+  // the tokens, a padding token, splits of the longest token.
+  attention_case(rep, rng, "MHA 32 heads d=128, 8 tokens at 2K", false, 32, 32, 128, 0, 0, DType::F32, {2056}, {0, 0, 0, 0, 0, 0, 0, 0},
+                 {2048, 2049, 2050, 2051, 2052, 2053, 2054, 2055}, {0, 1, 2, 3, 4, 5, 6, 7}, 32, false, true);
+  attention_case(rep, rng, "GQA 8 heads / 4 KV d=64, 3 tokens + padding", false, 8, 4, 64, 0, 0, DType::F32, {300}, {0, 0, 0, -1},
+                 {297, 298, 299, 0}, {0, 1, 2, 3}, 1, false, true);
+  attention_case(rep, rng, "MHA 4 heads d=128, 2 tokens, short context", false, 4, 4, 128, 0, 0, DType::F32, {35}, {0, 0}, {33, 34},
+                 {0, 1}, 32, false, true);
   causal_softmax_case(rep, rng);
   kernels::RouteParams greedy{64, 6, 2, 1, 1, false, false, 1.0f};
   route_case(rep, rng, "greedy E=64 top-6 + 2 shared", 37, 2048, greedy, 5);
@@ -797,6 +846,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 1, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, true, true);
   experts_case(rep, rng, DType::F32, 1, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, true, true, true);
   experts_case(rep, rng, DType::F32, 1, 520, 1032, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, true, true);  // dense slot
+  // 2..8 tokens: each expert's weights once for all its rows on tensor cores (skinny_mma.cu).
+  experts_case(rep, rng, DType::BF16, 8, 2048, 1408, greedy, true, false, false, 8);
+  experts_case(rep, rng, DType::BF16, 3, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, false, true, 4);
+  experts_case(rep, rng, DType::BF16, 4, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, false, 4);
   gather_cache_bf16_case(rep, rng);
   prefill_attention_case(rep, rng, true, 16, 16, 150, 77);
   prefill_attention_case(rep, rng, true, 16, 16, 193, 0);
