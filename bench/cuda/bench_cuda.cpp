@@ -5,7 +5,10 @@
 // number is printed beside the memory-bandwidth bound: bytes a step must read (weights of the
 // active parameters: dense parts once per step, routed experts as many distinct ones as B tokens
 // pick under uniform routing; plus every sequence's KV cache) over the measured read bandwidth.
-//   bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] CONFIG.json ...
+//   bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] [--verify] CONFIG.json ...
+//   --verify: no prefill numbers; instead the verification step of one sequence (k = 1, 2, 4, 8
+//   query tokens at 2K context) per kernel, and verify k = 1..8 / decode batch 8 with the
+//   switches of the few-token kernels off and on (GHOSTLINE_SKINNY_MMA, GHOSTLINE_ATTN_SEQ).
 //   bench_cuda --profile CONFIG.json   (one decode step for ncu --profile-from-start off)
 // Timings are wall-clock medians around Model::forward (which returns after the logits are on
 // the host), after warm-up steps that also capture the CUDA graphs.
@@ -149,7 +152,7 @@ int profile_step(const std::string& path) {
 int main(int argc, char** argv) {
   std::string out_path, commit = "unknown";
   int reps = 20;
-  bool variants = false;
+  bool variants = false, verify = false;
   std::vector<std::string> configs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -157,6 +160,7 @@ int main(int argc, char** argv) {
     else if (a == "--commit" && i + 1 < argc) commit = argv[++i];
     else if (a == "--reps" && i + 1 < argc) reps = std::max(3, std::atoi(argv[++i]));
     else if (a == "--variants") variants = true;
+    else if (a == "--verify") verify = true;
     else if (a == "--profile" && i + 1 < argc) return profile_step(argv[++i]);
     else configs.push_back(a);
   }
@@ -176,7 +180,7 @@ int main(int argc, char** argv) {
   J["date"] = today();
   J["gpu"] = prop.name;
   J["commit"] = commit;
-  J["command"] = "bench_cuda --reps " + std::to_string(reps) + (variants ? " --variants" : "") + " <configs>";
+  J["command"] = "bench_cuda --reps " + std::to_string(reps) + (variants ? " --variants" : "") + (verify ? " --verify" : "") + " <configs>";
   J["bandwidth_gbs"] = {{"read", bw.read_gbs}, {"copy", bw.copy_gbs}};
 
   for (const auto& path : configs) {
@@ -222,7 +226,7 @@ int main(int argc, char** argv) {
     // Prefill (time to first token of a fresh prompt).
     std::printf("  prefill   tokens   ms (TTFT)   tok/s\n");
     for (int L : {512, 2048, 8192}) {
-      if (L > prefill_max) continue;
+      if (L > prefill_max || verify) continue;
       const StepBatch sb = b.sequence(0, L, blocks(0, L));
       b.run(sb);
       std::vector<double> t;
@@ -298,10 +302,10 @@ int main(int argc, char** argv) {
       });
     }
     cuda::set_cuda_model_options(m, {true, 64});
-    if (prefill_max >= 2048) {
+    if (prefill_max >= 2048 && !verify) {
       M["kernels_prefill_2048"] = table("prefill 2048, per kernel", 1, [&] { b.run(b.sequence(0, 2048, blocks(0, 2048))); }, 24);
     }
-    if (variants && prefill_max >= 2048) {
+    if (variants && prefill_max >= 2048 && !verify) {
       // Time to first token at 2,048 with each tensor-core prefill kernel turned off (the
       // variables are read at every step): what each one brings, measured in one process.
       auto ttft = [&] {
@@ -355,13 +359,67 @@ int main(int argc, char** argv) {
     }
 
     // Verification of k drafted tokens in one forward (every row of logits), k interleaved.
-    std::vector<std::vector<double>> vt(9);
-    for (int r = 0; r < std::max(5, reps / 2); ++r)
-      for (int k = 1; k <= 8; ++k) vt[k].push_back(b.run(b.sequence(kContext, k, tables[0], true)));
-    std::printf("  verify k:");
-    for (int k = 1; k <= 8; ++k) std::printf(" %d=%.2fms", k, median(vt[k]));
-    std::printf("  (k=8 / k=1 = %.2f)\n", median(vt[8]) / median(vt[1]));
-    for (int k = 1; k <= 8; ++k) M["verify"].push_back({{"k", k}, {"ms", median(vt[k])}, {"ratio_to_k1", median(vt[k]) / median(vt[1])}});
+    auto verify_ms = [&] {
+      std::vector<std::vector<double>> vt(9);
+      for (int k = 1; k <= 8; ++k) b.run(b.sequence(kContext, k, tables[0], true));  // graph captures
+      for (int r = 0; r < std::max(5, reps / 2); ++r)
+        for (int k = 1; k <= 8; ++k) vt[k].push_back(b.run(b.sequence(kContext, k, tables[0], true)));
+      std::vector<double> ms(9, 0.0);
+      for (int k = 1; k <= 8; ++k) ms[k] = median(vt[k]);
+      return ms;
+    };
+    {
+      const auto vm = verify_ms();
+      std::printf("  verify k:");
+      for (int k = 1; k <= 8; ++k) std::printf(" %d=%.2fms", k, vm[k]);
+      std::printf("  (k=8 / k=1 = %.2f)\n", vm[8] / vm[1]);
+      for (int k = 1; k <= 8; ++k) M["verify"].push_back({{"k", k}, {"ms", vm[k]}, {"ratio_to_k1", vm[k] / vm[1]}});
+    }
+    if (verify) {
+      // The few-token kernels off and on, in this process (the switches are read when a step is
+      // built; new options drop the captured graphs): verify k = 1..8 and decode batch 8.
+      struct Variant {
+        const char* name;
+        const char* mma;
+        const char* seq;
+      };
+      const Variant vs[] = {{"old (SKINNY_MMA=0 ATTN_SEQ=0)", "0", "0"},
+                            {"tensor-core products only (ATTN_SEQ=0)", "1", "0"},
+                            {"one-sequence attention only (SKINNY_MMA=0)", "0", "1"},
+                            {"new (both)", "1", "1"}};
+      for (const auto& v : vs) {
+        setenv("GHOSTLINE_SKINNY_MMA", v.mma, 1);
+        setenv("GHOSTLINE_ATTN_SEQ", v.seq, 1);
+        cuda::set_cuda_model_options(m, {true, 64});
+        const auto vm = verify_ms();
+        const double b8 = decode(8);
+        std::printf("  %-44s verify k:", v.name);
+        for (int k = 1; k <= 8; ++k) std::printf(" %.2f", vm[k]);
+        std::printf(" ms (k=8/k=1 %.2f); batch 8 %.3f ms (%.0f tok/s)\n", vm[8] / vm[1], b8, 8000.0 / b8);
+        nlohmann::json V;
+        V["variant"] = v.name;
+        for (int k = 1; k <= 8; ++k) V["verify_ms"].push_back(vm[k]);
+        V["decode_batch8_step_ms"] = b8;
+        V["decode_batch8_tok_s"] = 8000.0 / b8;
+        M["verify_variants"].push_back(V);
+      }
+      // Where a verification step's time goes, old and new kernels (eager, events per kernel).
+      cuda::set_cuda_model_options(m, {false, 64});
+      for (const char* flag : {"0", "1"}) {
+        setenv("GHOSTLINE_SKINNY_MMA", flag, 1);
+        setenv("GHOSTLINE_ATTN_SEQ", flag, 1);
+        const std::string which = flag[0] == '0' ? "old" : "new";
+        for (int k : {1, 2, 4, 8}) {
+          const std::string what = "verify k=" + std::to_string(k) + " (" + which + " kernels), eager, per kernel";
+          M["kernels_verify_" + which + "_k" + std::to_string(k)] = table(what.c_str(), 4, [&] {
+            for (int i = 0; i < 4; ++i) b.run(b.sequence(kContext, k, tables[0], true));
+          }, 16);
+        }
+      }
+      unsetenv("GHOSTLINE_SKINNY_MMA");
+      unsetenv("GHOSTLINE_ATTN_SEQ");
+      cuda::set_cuda_model_options(m, {true, 64});
+    }
     const auto st = cuda::cuda_model_stats(m);
     M["graphs"] = {{"captures", st.graph_captures}, {"replays", st.graph_replays}, {"error", st.graph_error}};
     M["prefill_moe_layers"] = {{"padded", st.moe_padded_layers}, {"exact", st.moe_exact_layers}, {"grouped", st.moe_grouped_layers}};

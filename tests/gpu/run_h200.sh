@@ -5,8 +5,10 @@
 #   gpu.txt  build.log  test_gpu.log  test_gpu.json  bench.log  bench_cuda.json  clocks.csv
 #   [tokrefs.tar.gz] [sanitizer.log] [ncu.txt] [test_engine_gpu.log kv_cache.log kv_cache-*.json]
 # Usage: tests/gpu/run_h200.sh [--commit SHA] [--no-tests] [--no-bench] [--bench-reps N] [--tokrefs] [--ncu]
-#                              [--kv-cache] [--configs NAME,NAME]
-#   --configs benchmarks only those configs of bench/cuda (e.g. dsv2-lite), not all three.
+#                              [--kv-cache] [--verify] [--configs "A B"]
+#   --verify runs bench_cuda --verify (verification steps per kernel, old vs new few-token kernels;
+#   no prefill numbers); --configs benchmarks only those configs of bench/cuda (names with or
+#   without .json, comma- or space-separated; default: all three).
 #   --kv-cache also builds the tokenizer and runtime (PCRE2 and utf8proc from the Debian packages
 #   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there), runs
 #   test_engine_gpu (the Engine over CUDA) and bench_kv_cache on the CUDA backend: the embedded
@@ -18,8 +20,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0 kvcache=0
-configs=dsv2-lite,qwen3-30b-a3b,deepseek-coder-6.7b
+commit=unknown tests=1 bench=1 reps=20 tokrefs=0 ncu=0 kvcache=0 verify=()
+configs="dsv2-lite qwen3-30b-a3b deepseek-coder-6.7b"
 while [ $# -gt 0 ]; do
   case "$1" in
     --commit) commit=$2; shift ;;
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
     --tokrefs) tokrefs=1 ;;
     --ncu) ncu=1 ;;
     --kv-cache) kvcache=1 ;;
+    --verify) verify=(--verify) ;;
     --configs) configs=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -94,11 +97,10 @@ if [ "$bench" = 1 ]; then
   # SM clock, power and load every 250 ms while the benchmark runs (small kernels and clocks).
   nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv -lms 250 > "$OUT/clocks.csv" 2>&1 &
   smi=$!
-  cfg_files=()
-  IFS=, read -ra cfg_names <<< "$configs"
-  for c in "${cfg_names[@]}"; do cfg_files+=("bench/cuda/$c.json"); done
-  timeout ${BENCH_TIMEOUT:-250} build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants --out "$OUT/bench_cuda.json" \
-    "${cfg_files[@]}" > "$OUT/bench.log" 2>&1
+  cfg_paths=()
+  for c in ${configs//,/ }; do cfg_paths+=("bench/cuda/${c%.json}.json"); done
+  timeout ${BENCH_TIMEOUT:-250} build-gpu/bench_cuda --commit "$commit" --reps "$reps" --variants "${verify[@]}" \
+    --out "$OUT/bench_cuda.json" "${cfg_paths[@]}" > "$OUT/bench.log" 2>&1
   echo "bench_cuda exit $?"
   kill "$smi" 2>/dev/null
   cat "$OUT/bench.log"
