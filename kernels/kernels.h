@@ -238,11 +238,14 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s);
 // max_rows: the most rows an expert can have (the step's tokens) when known; 2..8 with bf16
 // weights take the tensor-core kernel, each expert's weights read once for all its rows
 // (GHOSTLINE_SKINNY_MMA=0: the kernels above). Plain skinny_gemm of T = 2..8 likewise.
+// one_slot (with such max_rows = T): the layer has one expert slot that every token uses, a
+// dense MLP, and every token is real but trailing padding: rows are the tokens in order (padding
+// rows written too, nothing reads them), no routing list is waited for.
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows = 0);
+                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows = 0, bool one_slot = false);
 // pair_out[row, :] = down_e · act[row, :] (+ b_down[e]) for each sorted row. w_down [X, D, I].
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows = 0);
+              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows = 0, bool one_slot = false);
 // One token's experts (the decode step of one sequence, T == 1, after moe_route with also_sort):
 // one block row per pair slot p < K + S, its expert pair_expert[p] (none when -1).
 //   moe_gate_up_one: act[p, j] = silu(gate_e[j] · h[0]) * (up_e[j] · h[0]) (+ b_gu), rows by slot.

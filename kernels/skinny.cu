@@ -37,7 +37,8 @@ struct SkinnyArgs {
   const float* bias;
   int64_t bias_batch;
   int N, K, T;
-  int few;  // MoE modes: an expert has at most this many rows (0: unknown)
+  int few;        // MoE modes: an expert has at most this many rows (0: unknown)
+  bool one_slot;  // MoE modes: one slot that every token uses (rows = tokens in order); with few
   // MoE modes
   const int32_t* active;
   const int32_t* n_active;
@@ -431,6 +432,7 @@ bool run_mma(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
   f.bias = a.bias, f.bias_batch = a.bias_batch;
   f.N = a.N, f.K = a.K, f.T = a.T;
   f.active = a.active, f.n_active = a.n_active, f.offset = a.offset, f.sorted_pair = a.sorted_pair, f.KP = a.KP;
+  if (MODE != kPlain && a.one_slot) f.one_slot = true, f.T = a.few;
   if (!skinny_mma_fits(f)) return false;
   skinny_mma(f, grid_y, s);
   return true;
@@ -615,25 +617,25 @@ void skinny_gemm(const Skinny& p, cudaStream_t s) {
 }
 
 void moe_gate_up(const float* h, int D, const void* w_gu, DType wt, const float* b_gu, int I, int KP, const MoeRouting& r,
-                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows) {
+                 int max_active, bool lean, float* act, cudaStream_t s, int max_rows, bool one_slot) {
   SkinnyArgs a{};
   a.w = w_gu, a.ldw = D, a.w_batch = static_cast<int64_t>(2) * I * D;
   a.x = h, a.ldx = D;
   a.y = act, a.ldy = I;
   a.bias = b_gu, a.bias_batch = 2 * I;
-  a.N = I, a.K = D, a.T = 0, a.few = max_rows;
+  a.N = I, a.K = D, a.T = 0, a.few = max_rows, a.one_slot = one_slot;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = KP;
   run<kGateUp>(a, wt, max_active, lean, s);
 }
 
 void moe_down(const float* act, int I, const void* w_down, DType wt, const float* b_down, int D, const MoeRouting& r,
-              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows) {
+              int max_active, bool lean, float* pair_out, cudaStream_t s, int max_rows, bool one_slot) {
   SkinnyArgs a{};
   a.w = w_down, a.ldw = I, a.w_batch = static_cast<int64_t>(D) * I;
   a.x = act, a.ldx = I;
   a.y = pair_out, a.ldy = D;
   a.bias = b_down, a.bias_batch = D;
-  a.N = D, a.K = I, a.T = 0, a.few = max_rows;
+  a.N = D, a.K = I, a.T = 0, a.few = max_rows, a.one_slot = one_slot;
   a.active = r.active, a.n_active = r.n_active, a.offset = r.expert_offset, a.sorted_pair = r.sorted_pair, a.KP = 1;
   run<kDown>(a, wt, max_active, lean, s);
 }

@@ -12,7 +12,8 @@
 // bf16 terms (hi + mid + lo carry 24 bits), so the products keep float32 accuracy against the
 // exact bf16 weights. Two steps of 4 windows are in flight per warp (registers double-buffered);
 // a block's warps split K when there are too few row tiles to fill the GPU, and sum through
-// shared memory. Plain mode requests its first weights before the programmatic-launch wait.
+// shared memory. Plain mode and a dense MLP (one_slot) request their first weights before the
+// programmatic-launch wait.
 #include <algorithm>
 #include <cstdlib>
 
@@ -111,13 +112,16 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
   const float* X = a.x;
   float* Y = a.y;
   const float* bias = a.bias;
-  if constexpr (plain) {
-    W += b * a.w_batch;
+  const bool early = plain || a.one_slot;  // the weights do not depend on the kernels before
+  if (early) {
+    if (plain) W += b * a.w_batch;
     load_weights(A, W + row_lo * a.ldw, W + row_hi * a.ldw, wbeg, wend, a.K, c);
     grid_wait();
-    X += b * a.x_batch;
-    Y += b * a.y_batch;
-    if (bias) bias += b * a.bias_batch;
+    if (plain) {
+      X += b * a.x_batch;
+      Y += b * a.y_batch;
+      if (bias) bias += b * a.bias_batch;
+    }
   } else {
     grid_wait();
     if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
@@ -134,10 +138,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     const bool tok_ok = g < nt;
     const int tt = t0 + min(g, nt - 1);
     int64_t xrow = tt;
-    if constexpr (gate_up) xrow = a.sorted_pair[row_begin + tt] / a.KP;
+    if constexpr (gate_up) xrow = a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
     else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
     const float* xr = X + xrow * a.ldx;
-    if (!plain || t0 > 0) load_weights(A, wlo, whi, wbeg, wend, a.K, c);
+    if (!early || t0 > 0) load_weights(A, wlo, whi, wbeg, wend, a.K, c);
     load_acts(A, xr, tok_ok, wbeg, wend, a.K, c);
     float big[4] = {0.f, 0.f, 0.f, 0.f}, small[4] = {0.f, 0.f, 0.f, 0.f};
     for (int w = wbeg; w < wend;) {

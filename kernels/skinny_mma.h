@@ -32,6 +32,9 @@ struct FewRows {
   const int32_t* offset = nullptr;
   const int32_t* sorted_pair = nullptr;
   int KP = 1;
+  // MoE modes: one expert slot (index 0) that every token uses, a dense MLP: its rows are the
+  // T tokens in order, no routing list is read and the weights are requested before the wait.
+  bool one_slot = false;
 };
 
 // Whether the shape can go to skinny_mma: K % 8 == 0, 16-byte aligned weight and activation

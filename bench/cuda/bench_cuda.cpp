@@ -8,7 +8,8 @@
 //   bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] [--verify] CONFIG.json ...
 //   --verify: no prefill numbers; instead the verification step of one sequence (k = 1, 2, 4, 8
 //   query tokens at 2K context) per kernel, and verify k = 1..8 / decode batch 8 with the
-//   switches of the few-token kernels off and on (GHOSTLINE_SKINNY_MMA, GHOSTLINE_ATTN_SEQ).
+//   switches of the few-token kernels off and on (GHOSTLINE_SKINNY_MMA, GHOSTLINE_ATTN_SEQ,
+//   GHOSTLINE_DENSE_FEW).
 //   bench_cuda --profile CONFIG.json   (one decode step for ncu --profile-from-start off)
 // Timings are wall-clock medians around Model::forward (which returns after the logits are on
 // the host), after warm-up steps that also capture the CUDA graphs.
@@ -382,14 +383,17 @@ int main(int argc, char** argv) {
         const char* name;
         const char* mma;
         const char* seq;
+        const char* dense;
       };
-      const Variant vs[] = {{"old (SKINNY_MMA=0 ATTN_SEQ=0)", "0", "0"},
-                            {"tensor-core products only (ATTN_SEQ=0)", "1", "0"},
-                            {"one-sequence attention only (SKINNY_MMA=0)", "0", "1"},
-                            {"new (both)", "1", "1"}};
+      const Variant vs[] = {{"old (SKINNY_MMA=0 ATTN_SEQ=0)", "0", "0", "0"},
+                            {"tensor-core products only (ATTN_SEQ=0)", "1", "0", "1"},
+                            {"one-sequence attention only (SKINNY_MMA=0)", "0", "1", "0"},
+                            {"new, dense MLP by sorted lists (DENSE_FEW=0)", "1", "1", "0"},
+                            {"new (all)", "1", "1", "1"}};
       for (const auto& v : vs) {
         setenv("GHOSTLINE_SKINNY_MMA", v.mma, 1);
         setenv("GHOSTLINE_ATTN_SEQ", v.seq, 1);
+        setenv("GHOSTLINE_DENSE_FEW", v.dense, 1);
         cuda::set_cuda_model_options(m, {true, 64});
         const auto vm = verify_ms();
         const double b8 = decode(8);
@@ -408,6 +412,7 @@ int main(int argc, char** argv) {
       for (const char* flag : {"0", "1"}) {
         setenv("GHOSTLINE_SKINNY_MMA", flag, 1);
         setenv("GHOSTLINE_ATTN_SEQ", flag, 1);
+        setenv("GHOSTLINE_DENSE_FEW", flag, 1);
         const std::string which = flag[0] == '0' ? "old" : "new";
         for (int k : {1, 2, 4, 8}) {
           const std::string what = "verify k=" + std::to_string(k) + " (" + which + " kernels), eager, per kernel";
@@ -418,6 +423,7 @@ int main(int argc, char** argv) {
       }
       unsetenv("GHOSTLINE_SKINNY_MMA");
       unsetenv("GHOSTLINE_ATTN_SEQ");
+      unsetenv("GHOSTLINE_DENSE_FEW");
       cuda::set_cuda_model_options(m, {true, 64});
     }
     const auto st = cuda::cuda_model_stats(m);

@@ -375,8 +375,11 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
       moe_out_ = ws.pair_out;
       return ok();
     }
-    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_, T);
-    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_, T);
+    // A dense MLP (one slot, every token): its rows are the tokens in order (padding tokens come
+    // last and nothing reads their rows), so the few-token kernel skips the routing lists.
+    const bool one_slot = X == 1 && L.E == 0 && env_on("GHOSTLINE_DENSE_FEW");
+    kernels::moe_gate_up(ws.h, D, L.gate_up.p, dt_, L.gate_up_bias, I, KP, ws.moe, max_active, lean, ws.act, stream_, T, one_slot);
+    kernels::moe_down(ws.act, I, L.down.p, dt_, L.down_bias, D, ws.moe, max_active, lean, ws.pair_out, stream_, T, one_slot);
     moe_out_ = ws.pair_out;
     return ok();
   }

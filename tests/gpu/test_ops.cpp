@@ -519,7 +519,7 @@ void expert_ref(const Weights& gu, const Weights& down, const float* x, int e, i
 
 // one: the kernels of one token by pair slot (moe_gate_up_one / moe_down_one), bias when given.
 void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels::RouteParams rp, bool lean, bool one = false,
-                  bool bias = false, int max_rows = 0) {
+                  bool bias = false, int max_rows = 0, bool one_slot = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   Weights gu(rng, static_cast<int64_t>(X) * 2 * I, D, dt), down(rng, static_cast<int64_t>(X) * D, I, dt);
@@ -537,8 +537,8 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     kernels::moe_gate_up_one(dh.p, D, gu.dev(), dt, b_gu, I, rp, mb.r, act.p, nullptr);
     kernels::moe_down_one(act.p, I, down.dev(), dt, b_d, D, rp, mb.r, pair_out.p, nullptr);
   } else {
-    kernels::moe_gate_up(dh.p, D, gu.dev(), dt, b_gu, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr, max_rows);
-    kernels::moe_down(act.p, I, down.dev(), dt, b_d, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr, max_rows);
+    kernels::moe_gate_up(dh.p, D, gu.dev(), dt, b_gu, I, KP, mb.r, std::min(X, P), lean, act.p, nullptr, max_rows, one_slot);
+    kernels::moe_down(act.p, I, down.dev(), dt, b_d, D, mb.r, std::min(X, P), lean, pair_out.p, nullptr, max_rows, one_slot);
   }
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download();
@@ -552,9 +552,9 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   }
   char name[128];
   const bool mma = max_rows >= 2 && max_rows <= 8 && dt == DType::BF16 && kernels::skinny_mma_on();
-  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s", one ? "_one" : "", one ? "_one" : "",
+  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
                 dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
-                mma ? " (tensor cores)" : "");
+                mma ? " (tensor cores)" : "", one_slot ? " (one slot, rows = tokens)" : "");
   rep.check(name, worst, mma ? 1e-5 : 2e-6, err);  // tensor cores: see skinny_mma_case
 }
 
@@ -850,6 +850,7 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 8, 2048, 1408, greedy, true, false, false, 8);
   experts_case(rep, rng, DType::BF16, 3, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, false, true, 4);
   experts_case(rep, rng, DType::BF16, 4, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, false, 4);
+  experts_case(rep, rng, DType::BF16, 6, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, true, 6, true);
   gather_cache_bf16_case(rep, rng);
   prefill_attention_case(rep, rng, true, 16, 16, 150, 77);
   prefill_attention_case(rep, rng, true, 16, 16, 193, 0);
