@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
     else if (a == "--profile" && i + 1 < argc) return profile_step(argv[++i]);
     else configs.push_back(a);
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a log cut by a timeout keeps what was measured
   if (configs.empty()) {
     std::fprintf(stderr, "usage: bench_cuda [--out FILE] [--commit SHA] [--reps N] [--variants] CONFIG.json ...\n");
     return 2;
