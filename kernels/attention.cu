@@ -369,80 +369,100 @@ __global__ void __launch_bounds__(kThreads) attn_decode_gqa_kernel(Attention a, 
   }
 }
 
-// The new tokens of one sequence (a verification of drafted tokens): a block takes one KV head
-// and one split of the positions for every listed token and every query head of the KV head
-// (at most kSeqRows query rows), so that each key and value row is read once for all of them
-// instead of once per token. Same warp-per-position loop as attn_decode_gqa_kernel; a row skips
-// the positions past its token (causal). The splits are those of the longest token; every token
-// writes every split (empty where it has no positions), so attn_combine, which takes each token's
-// own split count (never more, never fewer than its non-empty splits), merges them as usual.
-constexpr int kSeqRows = 8;
-__global__ void __launch_bounds__(kThreads) attn_decode_seq_kernel(Attention a, KvCache kv, TokenPlace place) {
+// GQA/MHA decode, up to MAXR query rows a block: the G query heads of one KV head for one
+// listed token, or (one_seq) for every listed token of one sequence (a verification of drafted
+// tokens), so that each key and value row is read once for all of them instead of once per
+// token. A warp takes NPOS consecutive positions at a time (their keys and values all requested
+// before use), lanes across the head dims (<= 128); the NPOS x MAXR scores are independent warp
+// sums, then one online-softmax update per row for the NPOS positions (branch-free: positions
+// past a row's token, or past the split, score -inf). The block's warps merge at the end. With
+// one_seq the splits are those of the longest token and every token writes every split (empty
+// where it has no positions), so attn_combine, which takes each token's own split count (never
+// fewer than its non-empty splits, never more than n_splits), merges them as usual.
+constexpr int kRowsMax = 8;
+template <int MAXR, int NPOS>
+__global__ void __launch_bounds__(kThreads, 2) attn_rows_kernel(Attention a, KvCache kv, TokenPlace place, int one_seq) {
   grid_wait();
-  __shared__ float4 w_acc[kThreads / 32][kSeqRows][32];
-  __shared__ float w_m[kThreads / 32][kSeqRows], w_l[kThreads / 32][kSeqRows];
+  __shared__ float4 w_acc[kThreads / 32][MAXR][32];
+  __shared__ float w_m[kThreads / 32][MAXR], w_l[kThreads / 32][MAXR];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int split = blockIdx.x, kvh = blockIdx.z;
-  const int G = a.G, dk = a.dk, dv = a.dv, rows = a.n_list * G;
+  const int first = one_seq ? 0 : static_cast<int>(blockIdx.y), count = one_seq ? a.n_list : 1;
+  const int G = a.G, dk = a.dk, dv = a.dv, rows = count * G;
   int n_max = 0, seq = -1;
-  for (int i = 0; i < a.n_list; ++i) {
+  for (int i = first; i < first + count; ++i) {
     const int t = a.list[i], sq = place.seq[t];
     if (sq >= 0) seq = sq, n_max = max(n_max, place.pos[t] + 1);
   }
   const int per = split_length(n_max, a);
   const int p0 = split * per, p1 = min(n_max, p0 + per);
-  auto part_of = [&](int r) { return ((static_cast<int64_t>(r / G) * a.n_kvh + kvh) * a.n_splits + split) * G + r % G; };
+  auto part_of = [&](int r) { return ((static_cast<int64_t>(first + r / G) * a.n_kvh + kvh) * a.n_splits + split) * G + r % G; };
   if (p0 >= p1) {
-    for (int i = 0; i < a.n_list; ++i) write_empty_split(a, part_of(i * G), G, dv);
+    for (int i = 0; i < count; ++i) write_empty_split(a, part_of(i * G), G, dv);
     return;
   }
   const int32_t* table = kv.block_table + kv.table_offset[seq];
   const bool kl = lane * 4 < dk, vl = lane * 4 < dv;  // lanes past the head dims idle
-  float4 q[kSeqRows], acc[kSeqRows];
-  float m[kSeqRows], l[kSeqRows];
-  int lim[kSeqRows];  // positions row r may see
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+  float4 q[MAXR], acc[MAXR];
+  float m[MAXR], l[MAXR];
+  int lim[MAXR];  // positions row r sees in this split: [p0, lim)
 #pragma unroll
-  for (int r = 0; r < kSeqRows; ++r) {
-    q[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-    lim[r] = 0;
+  for (int r = 0; r < MAXR; ++r) {
+    q[r] = zero;
+    lim[r] = p0;
     if (r < rows) {
-      const int t = a.list[r / G];
-      lim[r] = place.seq[t] >= 0 ? place.pos[t] + 1 : 0;
+      const int t = a.list[first + r / G];
+      lim[r] = min(p1, place.seq[t] >= 0 ? place.pos[t] + 1 : 0);
       if (kl) {
         q[r] = *reinterpret_cast<const float4*>(a.q + t * a.q_tok_stride + static_cast<int64_t>(kvh * G + r % G) * dk + lane * 4);
         q[r].x *= a.scale, q[r].y *= a.scale, q[r].z *= a.scale, q[r].w *= a.scale;
       }
     }
-    acc[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    acc[r] = zero;
     m[r] = -INFINITY;
     l[r] = 0.0f;
   }
   const int k_base = a.k_off + kvh * a.k_head_stride, v_base = a.v_off + kvh * a.v_head_stride;
-  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-  auto load_kv = [&](int j, float4& k, float4& v) {
-    const float* slot = kv.layer + slot_offset(kv, table, j);
-    k = kl ? *reinterpret_cast<const float4*>(slot + k_base + lane * 4) : zero;
-    v = vl ? *reinterpret_cast<const float4*>(slot + v_base + lane * 4) : zero;
-  };
-  float4 k_next = zero, v_next = zero;
-  if (p0 + warp < p1) load_kv(p0 + warp, k_next, v_next);
-  for (int j = p0 + warp; j < p1; j += n_warps) {
-    const float4 k = k_next, v = v_next;
-    if (j + n_warps < p1) load_kv(j + n_warps, k_next, v_next);
+  for (int j0 = p0 + warp * NPOS; j0 < p1; j0 += n_warps * NPOS) {
+    float4 k[NPOS], v[NPOS];
 #pragma unroll
-    for (int r = 0; r < kSeqRows; ++r) {
-      if (j >= lim[r]) continue;  // past this row's token, or a row past `rows` (lim 0)
-      const float s = warp_sum(dot4(q[r], k));
-      const float m_new = fmaxf(m[r], s);
-      const float c = expf(m[r] - m_new), p = expf(s - m_new);
-      l[r] = l[r] * c + p;
-      acc[r].x = acc[r].x * c + p * v.x, acc[r].y = acc[r].y * c + p * v.y;
-      acc[r].z = acc[r].z * c + p * v.z, acc[r].w = acc[r].w * c + p * v.w;
-      m[r] = m_new;
+    for (int u = 0; u < NPOS; ++u) {
+      const float* slot = kv.layer + slot_offset(kv, table, min(j0 + u, p1 - 1));
+      k[u] = kl ? *reinterpret_cast<const float4*>(slot + k_base + lane * 4) : zero;
+      v[u] = vl ? *reinterpret_cast<const float4*>(slot + v_base + lane * 4) : zero;
+    }
+    float sc[NPOS][MAXR];
+#pragma unroll
+    for (int u = 0; u < NPOS; ++u)
+#pragma unroll
+      for (int r = 0; r < MAXR; ++r) sc[u][r] = warp_sum(dot4(q[r], k[u]));
+#pragma unroll
+    for (int r = 0; r < MAXR; ++r) {
+      float mx = m[r];
+#pragma unroll
+      for (int u = 0; u < NPOS; ++u) {
+        if (j0 + u >= lim[r]) sc[u][r] = -INFINITY;
+        mx = fmaxf(mx, sc[u][r]);
+      }
+      const float ms = mx == -INFINITY ? 0.0f : mx;  // nothing seen yet: every weight 0
+      const float c = expf(m[r] - ms);
+      float sum = 0.0f;
+      float4 o = zero;
+#pragma unroll
+      for (int u = 0; u < NPOS; ++u) {
+        const float p = expf(sc[u][r] - ms);
+        sum += p;
+        o.x = fmaf(p, v[u].x, o.x), o.y = fmaf(p, v[u].y, o.y), o.z = fmaf(p, v[u].z, o.z), o.w = fmaf(p, v[u].w, o.w);
+      }
+      l[r] = l[r] * c + sum;
+      acc[r].x = fmaf(acc[r].x, c, o.x), acc[r].y = fmaf(acc[r].y, c, o.y);
+      acc[r].z = fmaf(acc[r].z, c, o.z), acc[r].w = fmaf(acc[r].w, c, o.w);
+      m[r] = mx;
     }
   }
 #pragma unroll
-  for (int r = 0; r < kSeqRows; ++r) {
+  for (int r = 0; r < MAXR; ++r) {
     w_acc[warp][r][lane] = acc[r];
     if (lane == 0) w_m[warp][r] = m[r], w_l[warp][r] = l[r];
   }
@@ -454,7 +474,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_seq_kernel(Attention a, 
     for (int w = 0; w < n_warps; ++w)
       if (w_l[w][r] > 0.0f) M = fmaxf(M, w_m[w][r]);
     float L = 0.0f;
-    float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 o = zero;
     for (int w = 0; w < n_warps; ++w) {
       if (w_l[w][r] == 0.0f) continue;
       const float c = expf(w_m[w][r] - M);
@@ -521,10 +541,22 @@ bool gqa_kernel_enabled() {
   return on;
 }
 
-// GHOSTLINE_ATTN_SEQ=0 keeps one sequence's new tokens apart (read at every call, for comparisons).
-bool seq_kernel_on() {
-  const char* e = std::getenv("GHOSTLINE_ATTN_SEQ");
+// Read at every call, for comparisons: GHOSTLINE_ATTN_SEQ=0 keeps one sequence's new tokens
+// apart; GHOSTLINE_ATTN_ROWS=0 takes attn_decode_gqa_kernel for one token's heads.
+bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
   return !(e && e[0] == '0');
+}
+
+// attn_rows_kernel for `rows` query rows a block (<= kRowsMax): the smallest instance that holds
+// them; fewer rows take more positions at a time (more loads in flight per warp).
+void launch_rows(const Attention& a, KvCache kv, TokenPlace place, bool one_seq, int rows, cudaStream_t s) {
+  const dim3 grid(a.n_splits, one_seq ? 1 : a.n_list, a.n_kvh), block(kThreads);
+  const int os = one_seq ? 1 : 0;
+  if (rows <= 1) launch(attn_rows_kernel<1, 8>, grid, block, 0, s, a, kv, place, os);
+  else if (rows <= 2) launch(attn_rows_kernel<2, 8>, grid, block, 0, s, a, kv, place, os);
+  else if (rows <= 4) launch(attn_rows_kernel<4, 4>, grid, block, 0, s, a, kv, place, os);
+  else launch(attn_rows_kernel<8, 2>, grid, block, 0, s, a, kv, place, os);
 }
 
 size_t decode_smem(int dk) {
@@ -545,14 +577,31 @@ int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
   // n * ceil(2 SMs / n) <= 2 SMs + n for any n up to n_list * n_kvh blocks.
   const int64_t blocks = static_cast<int64_t>(n_list) * n_kvh;
   int64_t most = std::min<int64_t>(blocks * kMaxSplits, 2 * static_cast<int64_t>(sm_count()) + blocks);
-  // One sequence's tokens (attn_decode_groups): each of up to kSeqRows tokens writes the splits
+  // One sequence's tokens (attn_decode_groups): each of up to kRowsMax tokens writes the splits
   // of attention_splits(1, n_kvh), n_kvh * those <= 2 SMs + n_kvh.
-  most = std::max<int64_t>(most, std::min(n_list, kSeqRows) * (2 * static_cast<int64_t>(sm_count()) + n_kvh));
+  most = std::max<int64_t>(most, std::min(n_list, kRowsMax) * (2 * static_cast<int64_t>(sm_count()) + n_kvh));
   return most * G * dv;
 }
 
 bool attn_decode_groups(const Attention& a) {
-  return a.one_seq && a.n_list >= 2 && a.n_list * a.G <= kSeqRows && a.dk <= 128 && a.dv <= 128 && seq_kernel_on();
+  return a.one_seq && a.n_list >= 2 && a.n_list * a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && env_flag("GHOSTLINE_ATTN_SEQ");
+}
+
+namespace {
+bool rows_for_one_token(const Attention& a) {
+  return a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled() && env_flag("GHOSTLINE_ATTN_ROWS");
+}
+}  // namespace
+
+int attn_decode_splits(const Attention& a, int max_context) {
+  const bool groups = attn_decode_groups(a);
+  if (!groups && !rows_for_one_token(a)) return attention_splits(a.n_list, a.n_kvh, max_context);
+  // attn_rows_kernel runs two blocks per multiprocessor: the splits that fill them once (a
+  // second, partial wave of short blocks costs as much as the first).
+  const int64_t blocks = std::max<int64_t>(1, static_cast<int64_t>(groups ? 1 : a.n_list) * a.n_kvh);
+  int64_t splits = std::max<int64_t>(1, 2 * static_cast<int64_t>(sm_count()) / blocks);
+  splits = std::min<int64_t>(splits, (std::max(max_context, 1) + 15) / 16);
+  return static_cast<int>(std::clamp<int64_t>(splits, 1, kMaxSplits));
 }
 
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s) {
@@ -564,7 +613,11 @@ void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t 
     return;
   }
   if (attn_decode_groups(a)) {
-    launch(attn_decode_seq_kernel, dim3(a.n_splits, 1, a.n_kvh), dim3(kThreads), 0, s, a, kv, place);
+    launch_rows(a, kv, place, true, a.n_list * a.G, s);
+    return;
+  }
+  if (rows_for_one_token(a)) {
+    launch_rows(a, kv, place, false, a.G, s);
     return;
   }
   if (a.G <= kGqaHeads && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled()) {

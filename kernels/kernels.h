@@ -180,9 +180,13 @@ int attention_splits(int n_list, int n_kvh, int max_context);
 int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv);
 void attn_decode(const Attention& a, KvCache kv, TokenPlace place, cudaStream_t s);
 // Whether attn_decode takes `a` with one block per (split, KV head) for all its tokens (a.one_seq,
-// 2 <= n_list, n_list * G <= 8, head dims <= 128; GHOSTLINE_ATTN_SEQ=0: never). Then the splits
-// to pass are attention_splits(1, n_kvh, ...): they divide the positions of the longest token.
+// 2 <= n_list, n_list * G <= 8, head dims <= 128; GHOSTLINE_ATTN_SEQ=0: never); the splits then
+// divide the positions of the longest token.
 bool attn_decode_groups(const Attention& a);
+// The splits attn_decode is best called with for `a` (all fields but n_splits set): those of the
+// kernel it takes (the rows kernel for G <= 8 and head dims <= 128 unless GHOSTLINE_ATTN_ROWS=0,
+// else attention_splits). Never more than attention_partial_floats was sized for.
+int attn_decode_splits(const Attention& a, int max_context);
 // Merges the splits of every (listed token, head) and writes out[t * out_tok_stride + h * dout + j]:
 // the merged value itself (dout = dv, proj null) or proj[h] · value (MLA's W_vb: rows of dv
 // weights, proj_ld apart, proj_head_stride between heads; dout rows).

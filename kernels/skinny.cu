@@ -420,10 +420,18 @@ void dispatch(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream
 
 // 2..8 activation rows (plain T; MoE: rows an expert can have) with bf16 weights go to the
 // tensor-core kernel (skinny_mma.cu) unless GHOSTLINE_SKINNY_MMA=0.
+// Routed experts (MoE modes but a dense MLP) take it from GHOSTLINE_MOE_MMA_MIN rows (default
+// 4): with 2 rows an expert the one-row kernel, more blocks in flight, was faster on an H200.
+int moe_mma_min() {
+  const char* e = std::getenv("GHOSTLINE_MOE_MMA_MIN");
+  return e && *e ? std::atoi(e) : 4;
+}
+
 template <int MODE>
 bool run_mma(const SkinnyArgs& a, DType wt, int grid_y, cudaStream_t s) {
   const int rows = MODE == kPlain ? a.T : a.few;
   if (wt != DType::BF16 || rows < 2 || rows > 8 || !skinny_mma_on()) return false;
+  if (MODE != kPlain && !a.one_slot && rows < moe_mma_min()) return false;
   FewRows f;
   f.mode = static_cast<FewMode>(MODE);
   f.w = a.w, f.ldw = a.ldw, f.w_batch = a.w_batch;

@@ -26,32 +26,31 @@ namespace ghostline::kernels {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kWin = 4;  // 32-wide k windows per step
 
+// One step of a warp: KW 32-wide k windows of RT row tiles (weights of rows g and g + 8 of each,
+// bf16 x 8) and of token g's activations.
+template <int RT, int KW>
 struct Step {
-  uint4 lo[kWin], hi[kWin];   // weights of rows g and g + 8 (bf16 x 8 each)
-  float4 xa[kWin], xb[kWin];  // activations of token g
+  uint4 lo[RT][KW], hi[RT][KW];
+  float4 xa[KW], xb[KW];
 };
 
-__device__ __forceinline__ void load_weights(Step& s, const bf16* wlo, const bf16* whi, int w, int wend, int K, int c) {
-#pragma unroll
-  for (int j = 0; j < kWin; ++j) {
-    const int k = (w + j) * 32 + 8 * c;
-    const bool ok = w + j < wend && k < K;
-    s.lo[j] = ok ? __ldg(reinterpret_cast<const uint4*>(wlo + k)) : make_uint4(0, 0, 0, 0);
-    s.hi[j] = ok ? __ldg(reinterpret_cast<const uint4*>(whi + k)) : make_uint4(0, 0, 0, 0);
-  }
-}
-
-// x was written by the kernel before: plain loads (not the read-only path).
-__device__ __forceinline__ void load_acts(Step& s, const float* xr, bool tok_ok, int w, int wend, int K, int c) {
+template <int RT, int KW>
+__device__ __forceinline__ void load_step(Step<RT, KW>& s, const bf16* const (&wlo)[RT], const bf16* const (&whi)[RT], const float* xr,
+                                          bool tok_ok, int w, int wend, int K, int c) {
   const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-  for (int j = 0; j < kWin; ++j) {
+  for (int j = 0; j < KW; ++j) {
     const int k = (w + j) * 32 + 8 * c;
-    const bool ok = tok_ok && w + j < wend && k < K;
-    s.xa[j] = ok ? *reinterpret_cast<const float4*>(xr + k) : zero;
-    s.xb[j] = ok ? *reinterpret_cast<const float4*>(xr + k + 4) : zero;
+    const bool ok = w + j < wend && k < K;
+#pragma unroll
+    for (int t = 0; t < RT; ++t) {
+      s.lo[t][j] = ok ? __ldg(reinterpret_cast<const uint4*>(wlo[t] + k)) : make_uint4(0, 0, 0, 0);
+      s.hi[t][j] = ok ? __ldg(reinterpret_cast<const uint4*>(whi[t] + k)) : make_uint4(0, 0, 0, 0);
+    }
+    // x was written by the kernel before: plain loads (not the read-only path).
+    s.xa[j] = ok && tok_ok ? *reinterpret_cast<const float4*>(xr + k) : zero;
+    s.xb[j] = ok && tok_ok ? *reinterpret_cast<const float4*>(xr + k + 4) : zero;
   }
 }
 
@@ -69,53 +68,79 @@ __device__ __forceinline__ void split3(float a, float b, uint32_t& hi, uint32_t&
 }
 
 // Window j of a step: real k 8c + {0,1,2,3} are the mma's k {2c, 2c+1, 2c+8, 2c+9} of the
-// first product, 8c + {4..7} the same of the second (A and B alike).
-__device__ __forceinline__ void multiply(const Step& s, float (&big)[4], float (&small)[4]) {
+// first product, 8c + {4..7} the same of the second (A and B alike). The step's products start
+// from zero and are added to acc in float32 (round to nearest), so that no tensor-core chain is
+// longer than one step.
+template <int RT, int KW>
+__device__ __forceinline__ void multiply(const Step<RT, KW>& s, float (&acc)[RT][4]) {
+  float big[RT][4], small[RT][4];
 #pragma unroll
-  for (int j = 0; j < kWin; ++j) {
+  for (int t = 0; t < RT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) big[t][i] = small[t][i] = 0.0f;
+#pragma unroll
+  for (int j = 0; j < KW; ++j) {
     uint32_t h[4], m[4], l[4];
     split3(s.xa[j].x, s.xa[j].y, h[0], m[0], l[0]);
     split3(s.xa[j].z, s.xa[j].w, h[1], m[1], l[1]);
     split3(s.xb[j].x, s.xb[j].y, h[2], m[2], l[2]);
     split3(s.xb[j].z, s.xb[j].w, h[3], m[3], l[3]);
-    const uint32_t a0[4] = {s.lo[j].x, s.hi[j].x, s.lo[j].y, s.hi[j].y};
-    const uint32_t a1[4] = {s.lo[j].z, s.hi[j].z, s.lo[j].w, s.hi[j].w};
-    mma_bf16(small, a0, l[0], l[1]);
-    mma_bf16(small, a1, l[2], l[3]);
-    mma_bf16(small, a0, m[0], m[1]);
-    mma_bf16(small, a1, m[2], m[3]);
-    mma_bf16(big, a0, h[0], h[1]);
-    mma_bf16(big, a1, h[2], h[3]);
+#pragma unroll
+    for (int t = 0; t < RT; ++t) {
+      const uint32_t a0[4] = {s.lo[t][j].x, s.hi[t][j].x, s.lo[t][j].y, s.hi[t][j].y};
+      const uint32_t a1[4] = {s.lo[t][j].z, s.hi[t][j].z, s.lo[t][j].w, s.hi[t][j].w};
+      mma_bf16(small[t], a0, l[0], l[1]);
+      mma_bf16(small[t], a1, l[2], l[3]);
+      mma_bf16(small[t], a0, m[0], m[1]);
+      mma_bf16(small[t], a1, m[2], m[3]);
+      mma_bf16(big[t], a0, h[0], h[1]);
+      mma_bf16(big[t], a1, h[2], h[3]);
+    }
   }
+#pragma unroll
+  for (int t = 0; t < RT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[t][i] += big[t][i] + small[t][i];
 }
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
-// Lane layout of the accumulators: acc[0] (row g, token 2c), acc[1] (g, 2c + 1), acc[2]
-// (g + 8, 2c), acc[3] (g + 8, 2c + 1).
-template <int MODE>
+// RT row tiles a warp (sharing the activation fragments), KW windows a step. Lane layout of the
+// accumulators of a tile: acc[0] (row g, token 2c), acc[1] (g, 2c + 1), acc[2] (g + 8, 2c),
+// acc[3] (g + 8, 2c + 1).
+template <int MODE, int RT, int KW>
 __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, int ksplit) {
-  __shared__ float red[kWarps][4][32];
+  __shared__ float red[kWarps][RT][4][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
   const int kp = warp % ksplit, rg = blockIdx.x * (kWarps / ksplit) + warp / ksplit;
   constexpr bool gate_up = MODE == static_cast<int>(FewMode::GateUp);
   constexpr bool plain = MODE == static_cast<int>(FewMode::Plain);
-  const int n0 = rg * (gate_up ? 8 : 16);
+  constexpr int tile_out = gate_up ? 8 : 16;  // output rows of a tile
+  const int n0 = rg * RT * tile_out;
   const int nwin = (a.K + 31) / 32, wpk = (nwin + ksplit - 1) / ksplit;
   const int wbeg = min(nwin, kp * wpk), wend = min(nwin, wbeg + wpk);
   const bf16* W = static_cast<const bf16*>(a.w);
   const int64_t b = blockIdx.y;
-  const int n_lo = min(n0 + g, a.N - 1);
-  const int64_t row_lo = n_lo, row_hi = gate_up ? a.N + n_lo : min(n0 + 8 + g, a.N - 1);
-  Step A, B;
+  int64_t row_lo[RT], row_hi[RT];
+#pragma unroll
+  for (int t = 0; t < RT; ++t) {
+    const int n_lo = min(n0 + t * tile_out + g, a.N - 1);
+    row_lo[t] = n_lo;
+    row_hi[t] = gate_up ? a.N + n_lo : min(n0 + t * tile_out + 8 + g, a.N - 1);
+  }
+  Step<RT, KW> A, B;
   int row_begin = 0, n_rows = a.T;
   const float* X = a.x;
   float* Y = a.y;
   const float* bias = a.bias;
+  const bf16* wlo[RT];
+  const bf16* whi[RT];
   const bool early = plain || a.one_slot;  // the weights do not depend on the kernels before
   if (early) {
     if (plain) W += b * a.w_batch;
-    load_weights(A, W + row_lo * a.ldw, W + row_hi * a.ldw, wbeg, wend, a.K, c);
+#pragma unroll
+    for (int t = 0; t < RT; ++t) wlo[t] = W + row_lo[t] * a.ldw, whi[t] = W + row_hi[t] * a.ldw;
+    load_step(A, wlo, whi, X, false, wbeg, wend, a.K, c);  // weights only: x is not ready yet
     grid_wait();
     if (plain) {
       X += b * a.x_batch;
@@ -130,9 +155,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     if (bias) bias += e * a.bias_batch;
     row_begin = a.offset[e];
     n_rows = a.offset[e + 1] - row_begin;
+#pragma unroll
+    for (int t = 0; t < RT; ++t) wlo[t] = W + row_lo[t] * a.ldw, whi[t] = W + row_hi[t] * a.ldw;
   }
-  const bf16* wlo = W + row_lo * a.ldw;
-  const bf16* whi = W + row_hi * a.ldw;
   for (int t0 = 0; t0 < n_rows; t0 += 8) {
     const int nt = min(8, n_rows - t0);
     const bool tok_ok = g < nt;
@@ -141,58 +166,88 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     if constexpr (gate_up) xrow = a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
     else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
     const float* xr = X + xrow * a.ldx;
-    if (!early || t0 > 0) load_weights(A, wlo, whi, wbeg, wend, a.K, c);
-    load_acts(A, xr, tok_ok, wbeg, wend, a.K, c);
-    float big[4] = {0.f, 0.f, 0.f, 0.f}, small[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int w = wbeg; w < wend;) {
-      if (w + kWin < wend) {
-        load_weights(B, wlo, whi, w + kWin, wend, a.K, c);
-        load_acts(B, xr, tok_ok, w + kWin, wend, a.K, c);
-      }
-      multiply(A, big, small);
-      w += kWin;
-      if (w >= wend) break;
-      if (w + kWin < wend) {
-        load_weights(A, wlo, whi, w + kWin, wend, a.K, c);
-        load_acts(A, xr, tok_ok, w + kWin, wend, a.K, c);
-      }
-      multiply(B, big, small);
-      w += kWin;
-    }
-    float acc[4];
+    if (!early || t0 > 0) {
+      load_step(A, wlo, whi, xr, tok_ok, wbeg, wend, a.K, c);
+    } else {
+      // The weights are in flight since before the wait: the activations of the first step.
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[i] = big[i] + small[i];
+      for (int j = 0; j < KW; ++j) {
+        const int k = (wbeg + j) * 32 + 8 * c;
+        const bool ok = tok_ok && wbeg + j < wend && k < a.K;
+        A.xa[j] = ok ? *reinterpret_cast<const float4*>(xr + k) : make_float4(0.f, 0.f, 0.f, 0.f);
+        A.xb[j] = ok ? *reinterpret_cast<const float4*>(xr + k + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+    }
+    float acc[RT][4];
+#pragma unroll
+    for (int t = 0; t < RT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+    for (int w = wbeg; w < wend;) {
+      if (w + KW < wend) load_step(B, wlo, whi, xr, tok_ok, w + KW, wend, a.K, c);
+      multiply(A, acc);
+      w += KW;
+      if (w >= wend) break;
+      if (w + KW < wend) load_step(A, wlo, whi, xr, tok_ok, w + KW, wend, a.K, c);
+      multiply(B, acc);
+      w += KW;
+    }
     if (ksplit > 1) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp][i][lane] = acc[i];
+      for (int t = 0; t < RT; ++t)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) red[warp][t][i][lane] = acc[t][i];
       __syncthreads();
       if (kp == 0) {
         for (int q = 1; q < ksplit; ++q)
 #pragma unroll
-          for (int i = 0; i < 4; ++i) acc[i] += red[warp + q][i][lane];
+          for (int t = 0; t < RT; ++t)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[t][i] += red[warp + q][t][i][lane];
       }
       __syncthreads();  // red is rewritten by the next pass
     }
     if (kp != 0) continue;
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int tok = 2 * c + u;
-      if (tok >= nt) continue;
-      const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
-      float* yr = Y + yrow * a.ldy;
-      if constexpr (gate_up) {
-        const int n = n0 + g;
-        if (n < a.N) {
-          float gv = acc[u], uv = acc[2 + u];
-          if (bias) gv += bias[n], uv += bias[a.N + n];
-          yr[n] = silu(gv) * uv;
+    for (int t = 0; t < RT; ++t) {
+      const int nt0 = n0 + t * tile_out;
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int tok = 2 * c + u;
+        if (tok >= nt) continue;
+        const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
+        float* yr = Y + yrow * a.ldy;
+        if constexpr (gate_up) {
+          const int n = nt0 + g;
+          if (n < a.N) {
+            float gv = acc[t][u], uv = acc[t][2 + u];
+            if (bias) gv += bias[n], uv += bias[a.N + n];
+            yr[n] = silu(gv) * uv;
+          }
+        } else {
+          const int n = nt0 + g, n8 = nt0 + 8 + g;
+          if (n < a.N) yr[n] = acc[t][u] + (bias ? bias[n] : 0.0f);
+          if (n8 < a.N) yr[n8] = acc[t][2 + u] + (bias ? bias[n8] : 0.0f);
         }
-      } else {
-        const int n = n0 + g, n8 = n0 + 8 + g;
-        if (n < a.N) yr[n] = acc[u] + (bias ? bias[n] : 0.0f);
-        if (n8 < a.N) yr[n8] = acc[2 + u] + (bias ? bias[n8] : 0.0f);
       }
     }
+  }
+}
+
+template <int RT, int KW>
+void launch_mma(const FewRows& a, int grid_y, cudaStream_t s) {
+  const int out_per_tile = (a.mode == FewMode::GateUp ? 8 : 16) * RT;
+  const int64_t tiles = (a.N + out_per_tile - 1) / out_per_tile;
+  const int nwin = (a.K + 31) / 32;
+  // Split K over a block's warps until about 16 warps per multiprocessor have work, while each
+  // keeps at least two steps to overlap.
+  const int64_t want = 16 * static_cast<int64_t>(sm_count());
+  int ksplit = 1;
+  while (ksplit < kWarps && tiles * grid_y * ksplit < want && nwin / (2 * ksplit) >= 2 * KW) ksplit *= 2;
+  const int tiles_per_block = kWarps / ksplit;
+  const dim3 grid(static_cast<unsigned>((tiles + tiles_per_block - 1) / tiles_per_block), grid_y);
+  switch (a.mode) {
+    case FewMode::Plain: launch(skinny_mma_kernel<0, RT, KW>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
+    case FewMode::GateUp: launch(skinny_mma_kernel<1, RT, KW>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
+    case FewMode::Down: launch(skinny_mma_kernel<2, RT, KW>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
   }
 }
 
@@ -211,21 +266,12 @@ bool skinny_mma_fits(const FewRows& a) {
 
 void skinny_mma(const FewRows& a, int grid_y, cudaStream_t s) {
   if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
-  const int out_per_tile = a.mode == FewMode::GateUp ? 8 : 16;
-  const int64_t tiles = (a.N + out_per_tile - 1) / out_per_tile;
-  const int nwin = (a.K + 31) / 32;
-  // Split K over a block's warps until about 16 warps per multiprocessor have work, while each
-  // keeps at least two steps to overlap.
-  const int64_t want = 16 * static_cast<int64_t>(sm_count());
-  int ksplit = 1;
-  while (ksplit < kWarps && tiles * grid_y * ksplit < want && nwin / (2 * ksplit) >= 2 * kWin) ksplit *= 2;
-  const int tiles_per_block = kWarps / ksplit;
-  const dim3 grid(static_cast<unsigned>((tiles + tiles_per_block - 1) / tiles_per_block), grid_y);
-  switch (a.mode) {
-    case FewMode::Plain: launch(skinny_mma_kernel<0>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
-    case FewMode::GateUp: launch(skinny_mma_kernel<1>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
-    case FewMode::Down: launch(skinny_mma_kernel<2>, grid, dim3(kWarps * 32), 0, s, a, ksplit); break;
-  }
+  // Two row tiles a warp share the activations' loads and splits (half the L2 traffic of x);
+  // GHOSTLINE_SKINNY_MMA=1 or FewRows::tiles = 1: one tile, 4 windows a step.
+  const char* e = std::getenv("GHOSTLINE_SKINNY_MMA");
+  const int tiles = a.tiles ? a.tiles : (e && e[0] == '1' ? 1 : 2);
+  if (tiles == 1) launch_mma<1, 4>(a, grid_y, s);
+  else launch_mma<2, 2>(a, grid_y, s);
 }
 
 }  // namespace ghostline::kernels

@@ -9,7 +9,7 @@
 //   --verify: no prefill numbers; instead the verification step of one sequence (k = 1, 2, 4, 8
 //   query tokens at 2K context) per kernel, and verify k = 1..8 / decode batch 8 with the
 //   switches of the few-token kernels off and on (GHOSTLINE_SKINNY_MMA, GHOSTLINE_ATTN_SEQ,
-//   GHOSTLINE_DENSE_FEW).
+//   GHOSTLINE_DENSE_FEW, GHOSTLINE_ATTN_ROWS, GHOSTLINE_MOE_MMA_MIN).
 //   bench_cuda --profile CONFIG.json   (one decode step for ncu --profile-from-start off)
 // Timings are wall-clock medians around Model::forward (which returns after the logits are on
 // the host), after warm-up steps that also capture the CUDA graphs.
@@ -382,38 +382,45 @@ int main(int argc, char** argv) {
       // built; new options drop the captured graphs): verify k = 1..8 and decode batch 8.
       struct Variant {
         const char* name;
-        const char* mma;
-        const char* seq;
-        const char* dense;
+        std::vector<std::pair<const char*, const char*>> env;
       };
-      const Variant vs[] = {{"old (SKINNY_MMA=0 ATTN_SEQ=0)", "0", "0", "0"},
-                            {"tensor-core products only (ATTN_SEQ=0)", "1", "0", "1"},
-                            {"one-sequence attention only (SKINNY_MMA=0)", "0", "1", "0"},
-                            {"new, dense MLP by sorted lists (DENSE_FEW=0)", "1", "1", "0"},
-                            {"new (all)", "1", "1", "1"}};
+      const char* kSwitches[] = {"GHOSTLINE_SKINNY_MMA", "GHOSTLINE_ATTN_SEQ", "GHOSTLINE_DENSE_FEW", "GHOSTLINE_ATTN_ROWS",
+                                 "GHOSTLINE_MOE_MMA_MIN"};
+      const std::vector<Variant> vs = {
+          {"old (MMA=0 SEQ=0 DENSE_FEW=0 ROWS=0)",
+           {{"GHOSTLINE_SKINNY_MMA", "0"}, {"GHOSTLINE_ATTN_SEQ", "0"}, {"GHOSTLINE_DENSE_FEW", "0"}, {"GHOSTLINE_ATTN_ROWS", "0"}}},
+          {"attention rows kernel only (MMA=0 SEQ=0)", {{"GHOSTLINE_SKINNY_MMA", "0"}, {"GHOSTLINE_ATTN_SEQ", "0"}}},
+          {"attention rows + one sequence (MMA=0)", {{"GHOSTLINE_SKINNY_MMA", "0"}}},
+          {"products only (SEQ=0 ROWS=0)", {{"GHOSTLINE_ATTN_SEQ", "0"}, {"GHOSTLINE_ATTN_ROWS", "0"}}},
+          {"new, one row tile a warp (MMA=1)", {{"GHOSTLINE_SKINNY_MMA", "1"}}},
+          {"new, routed experts from 2 rows (MOE_MMA_MIN=2)", {{"GHOSTLINE_MOE_MMA_MIN", "2"}}},
+          {"new (defaults)", {}}};
       for (const auto& v : vs) {
-        setenv("GHOSTLINE_SKINNY_MMA", v.mma, 1);
-        setenv("GHOSTLINE_ATTN_SEQ", v.seq, 1);
-        setenv("GHOSTLINE_DENSE_FEW", v.dense, 1);
+        for (const char* k : kSwitches) unsetenv(k);
+        for (const auto& [k, val] : v.env) setenv(k, val, 1);
         cuda::set_cuda_model_options(m, {true, 64});
         const auto vm = verify_ms();
         const double b8 = decode(8);
-        std::printf("  %-44s verify k:", v.name);
+        const double b1 = decode(1);
+        std::printf("  %-48s verify k:", v.name);
         for (int k = 1; k <= 8; ++k) std::printf(" %.2f", vm[k]);
-        std::printf(" ms (k=8/k=1 %.2f); batch 8 %.3f ms (%.0f tok/s)\n", vm[8] / vm[1], b8, 8000.0 / b8);
+        std::printf(" ms (k=8/k=1 %.2f); batch 1 %.3f ms, batch 8 %.3f ms (%.0f tok/s)\n", vm[8] / vm[1], b1, b8, 8000.0 / b8);
         nlohmann::json V;
         V["variant"] = v.name;
         for (int k = 1; k <= 8; ++k) V["verify_ms"].push_back(vm[k]);
+        V["decode_batch1_step_ms"] = b1;
         V["decode_batch8_step_ms"] = b8;
         V["decode_batch8_tok_s"] = 8000.0 / b8;
         M["verify_variants"].push_back(V);
       }
+      for (const char* k : kSwitches) unsetenv(k);
       // Where a verification step's time goes, old and new kernels (eager, events per kernel).
       cuda::set_cuda_model_options(m, {false, 64});
       for (const char* flag : {"0", "1"}) {
-        setenv("GHOSTLINE_SKINNY_MMA", flag, 1);
-        setenv("GHOSTLINE_ATTN_SEQ", flag, 1);
-        setenv("GHOSTLINE_DENSE_FEW", flag, 1);
+        for (const auto& [k, val] : vs.front().env) {
+          if (flag[0] == '0') setenv(k, val, 1);
+          else unsetenv(k);
+        }
         const std::string which = flag[0] == '0' ? "old" : "new";
         for (int k : {1, 2, 4, 8}) {
           const std::string what = "verify k=" + std::to_string(k) + " (" + which + " kernels), eager, per kernel";
@@ -422,9 +429,7 @@ int main(int argc, char** argv) {
           }, 16);
         }
       }
-      unsetenv("GHOSTLINE_SKINNY_MMA");
-      unsetenv("GHOSTLINE_ATTN_SEQ");
-      unsetenv("GHOSTLINE_DENSE_FEW");
+      for (const char* k : kSwitches) unsetenv(k);
       cuda::set_cuda_model_options(m, {true, 64});
     }
     const auto st = cuda::cuda_model_stats(m);

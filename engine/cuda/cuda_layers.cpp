@@ -202,7 +202,7 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
     a.k_off = 0, a.k_head_stride = d, a.v_off = Hkv * d, a.v_head_stride = d;
     // One sequence's tokens (a verification): each key and value row read once for all of them.
     a.one_seq = c.decode && c.one_seq;
-    a.n_splits = kernels::attention_splits(kernels::attn_decode_groups(a) ? 1 : n_list, Hkv, cfg_.max_position);
+    a.n_splits = kernels::attn_decode_splits(a, cfg_.max_position);
     a.min_per_split = 32;
     kernels::attn_decode(a, kv_view(l, ws), place(ws), stream_);
     kernels::attn_combine(a, place(ws), nullptr, dt_, 0, 0, d, ws.attn, static_cast<int64_t>(H) * d, stream_);

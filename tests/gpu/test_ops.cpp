@@ -144,7 +144,7 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
 // The tensor-core kernel of 2..8 activation rows (kernels/skinny_mma.cu), plain mode, called
 // directly so that the case cannot fall back. Activations enter as three bf16 terms and the
 // tensor cores accumulate in float32 in their own order: 1e-5 (the float32 kernels: 2e-6).
-void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool bias) {
+void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool bias, int tiles = 0) {
   Weights W(rng, static_cast<int64_t>(batch) * N, K, DType::BF16);
   auto x = rng.normal(static_cast<size_t>(batch) * T * K);
   auto b = rng.normal(static_cast<size_t>(batch) * N);
@@ -156,8 +156,10 @@ void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool
   f.y = dy.p, f.ldy = N, f.y_batch = static_cast<int64_t>(T) * N;
   f.bias = bias ? db.p : nullptr, f.bias_batch = N;
   f.N = N, f.K = K, f.T = T;
+  f.tiles = tiles;
   char name[128];
-  std::snprintf(name, sizeof name, "skinny_mma (tensor cores) T=%d N=%d K=%d batch=%d%s", T, N, K, batch, bias ? " +bias" : "");
+  std::snprintf(name, sizeof name, "skinny_mma (tensor cores) T=%d N=%d K=%d batch=%d%s%s", T, N, K, batch, bias ? " +bias" : "",
+                tiles == 1 ? ", one row tile a warp" : "");
   if (!rep.expect(std::string(name) + ": shape taken", kernels::skinny_mma_fits(f))) return;
   kernels::skinny_mma(f, batch, nullptr);
   std::vector<float> ref(static_cast<size_t>(batch) * T * N);
@@ -343,7 +345,7 @@ void attention_case(Report& rep, Rng& rng, const char* label, bool mla, int H, i
   for (int n : lengths) max_len = std::max(max_len, n);
   a.one_seq = one_seq;
   if (one_seq && !rep.expect(std::string(label) + ": one sequence's tokens in one block", kernels::attn_decode_groups(a))) return;
-  a.n_splits = kernels::attention_splits(one_seq ? 1 : L, n_kvh, max_len);
+  a.n_splits = mla ? kernels::attention_splits(L, n_kvh, max_len) : kernels::attn_decode_splits(a, max_len);
   Dev<float> part_o(static_cast<size_t>(kernels::attention_partial_floats(L, n_kvh, G, dv)));
   Dev<float> part_ml(part_o.n / dv * 2);
   a.part_o = part_o.p, a.part_ml = part_ml.p;
@@ -551,7 +553,7 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
   char name[128];
-  const bool mma = max_rows >= 2 && max_rows <= 8 && dt == DType::BF16 && kernels::skinny_mma_on();
+  const bool mma = max_rows >= 2 && max_rows <= 8 && (one_slot || max_rows >= 4) && dt == DType::BF16 && kernels::skinny_mma_on();
   std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
                 dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
                 mma ? " (tensor cores)" : "", one_slot ? " (one slot, rows = tokens)" : "");
@@ -793,6 +795,9 @@ void run_op_checks(Report& rep, uint64_t seed) {
   skinny_mma_case(rep, rng, 3, 512, 128, 16, false);    // per-head absorption shape, batched
   skinny_mma_case(rep, rng, 4, 3648, 2048, 1, false);
   skinny_mma_case(rep, rng, 7, 600, 11008, 1, true);    // long K split over the warps
+  skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true, 1);
+  skinny_mma_case(rep, rng, 3, 4096, 4096, 1, false, 1);
+  skinny_mma_case(rep, rng, 6, 40, 136, 3, true, 1);
   blas_case(rep, rng, DType::BF16, 70, 300, 256, true);
   blas_case(rep, rng, DType::F32, 70, 300, 256, true);
   blas_case(rep, rng, DType::BF16, 33, 128, 200, false);
@@ -818,6 +823,10 @@ void run_op_checks(Report& rep, uint64_t seed) {
                  {499}, {0}, 32);
   attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1}, {999, 16}, {0, 1});
   attention_case(rep, rng, "MHA 8 heads, d=64", false, 8, 8, 64, 0, 0, DType::F32, {333}, {0, 0}, {100, 332}, {0, 1});
+  setenv("GHOSTLINE_ATTN_ROWS", "0", 1);  // the previous GQA kernel, still reachable
+  attention_case(rep, rng, "GQA 32 heads / 4 KV, d=128, GHOSTLINE_ATTN_ROWS=0", false, 32, 4, 128, 0, 0, DType::F32, {1000, 17}, {0, 1},
+                 {999, 16}, {0, 1});
+  unsetenv("GHOSTLINE_ATTN_ROWS");
   attention_case(rep, rng, "GQA 6 heads / 3 KV, d=8", false, 6, 3, 8, 0, 0, DType::F32, {70}, {0}, {69}, {0});
   // One sequence's new tokens (verification) in one block per (split, KV head): causal within
   // the tokens, a padding token, splits of the longest token.
