@@ -232,6 +232,184 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
   }
 }
 
+// The same product with the weights streamed through shared memory (one row tile a warp, 4
+// windows a step): each lane copies its own 16-byte pieces with cp.async into its slots of the
+// warp's ring of kStages steps and reads back only those (no barrier), so kStages - 1 steps of
+// weights (20 KB a warp) are in flight without holding registers; plain mode and a dense MLP
+// request them before the launch wait. The activations stay in registers, one step ahead.
+constexpr int kStages = 6;
+constexpr int kRingWin = 4;
+constexpr int kRingItems = 2 * kRingWin;  // 16-byte pieces a lane a step (rows g and g + 8)
+
+struct Acts {
+  float4 xa[kRingWin], xb[kRingWin];
+};
+
+__device__ __forceinline__ void load_acts(Acts& x, const float* xr, bool tok_ok, int w, int wend, int K, int c) {
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int j = 0; j < kRingWin; ++j) {
+    const int k = (w + j) * 32 + 8 * c;
+    const bool ok = tok_ok && w + j < wend && k < K;
+    x.xa[j] = ok ? *reinterpret_cast<const float4*>(xr + k) : zero;
+    x.xb[j] = ok ? *reinterpret_cast<const float4*>(xr + k + 4) : zero;
+  }
+}
+
+template <int MODE>
+__global__ void __launch_bounds__(kWarps * 32, 1) skinny_ring_kernel(FewRows a, int ksplit) {
+  extern __shared__ uint4 ring_sm[];
+  __shared__ float red[kWarps][4][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
+  const int kp = warp % ksplit, rg = blockIdx.x * (kWarps / ksplit) + warp / ksplit;
+  constexpr bool gate_up = MODE == static_cast<int>(FewMode::GateUp);
+  constexpr bool plain = MODE == static_cast<int>(FewMode::Plain);
+  const int n0 = rg * (gate_up ? 8 : 16);
+  const int nwin = (a.K + 31) / 32, wpk = (nwin + ksplit - 1) / ksplit;
+  const int wbeg = min(nwin, kp * wpk), wend = min(nwin, wbeg + wpk);
+  const int nsteps = (wend - wbeg + kRingWin - 1) / kRingWin;
+  const bf16* W = static_cast<const bf16*>(a.w);
+  const int64_t b = blockIdx.y;
+  const int n_lo = min(n0 + g, a.N - 1);
+  const int64_t row_lo = n_lo, row_hi = gate_up ? a.N + n_lo : min(n0 + 8 + g, a.N - 1);
+  uint4* ring = ring_sm + static_cast<int64_t>(warp) * kStages * kRingItems * 32 + lane;
+  const bf16* wlo = nullptr;
+  const bf16* whi = nullptr;
+  // Step i into slot i % kStages; past the last step an empty group (the waits count groups).
+  auto issue = [&](int i) {
+    if (i < nsteps) {
+      uint4* d = ring + (i % kStages) * kRingItems * 32;
+#pragma unroll
+      for (int j = 0; j < kRingWin; ++j) {
+        const int k = (wbeg + i * kRingWin + j) * 32 + 8 * c;
+        const bool ok = wbeg + i * kRingWin + j < wend && k < a.K;
+        cp_async16(d + (2 * j) * 32, ok ? wlo + k : wlo, ok);
+        cp_async16(d + (2 * j + 1) * 32, ok ? whi + k : whi, ok);
+      }
+    }
+    cp_async_commit();
+  };
+  int row_begin = 0, n_rows = a.T;
+  const float* X = a.x;
+  float* Y = a.y;
+  const float* bias = a.bias;
+  const bool early = plain || a.one_slot;  // the weights do not depend on the kernels before
+  if (early) {
+    if (plain) W += b * a.w_batch;
+    wlo = W + row_lo * a.ldw, whi = W + row_hi * a.ldw;
+    for (int i = 0; i < kStages - 1; ++i) issue(i);
+    grid_wait();
+    if (plain) {
+      X += b * a.x_batch;
+      Y += b * a.y_batch;
+      if (bias) bias += b * a.bias_batch;
+    }
+  } else {
+    grid_wait();
+    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
+    const int e = a.active[blockIdx.y];
+    W += e * a.w_batch;
+    if (bias) bias += e * a.bias_batch;
+    row_begin = a.offset[e];
+    n_rows = a.offset[e + 1] - row_begin;
+    wlo = W + row_lo * a.ldw, whi = W + row_hi * a.ldw;
+  }
+  for (int t0 = 0; t0 < n_rows; t0 += 8) {
+    const int nt = min(8, n_rows - t0);
+    const bool tok_ok = g < nt;
+    const int tt = t0 + min(g, nt - 1);
+    int64_t xrow = tt;
+    if constexpr (gate_up) xrow = a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
+    else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
+    const float* xr = X + xrow * a.ldx;
+    if (!early || t0 > 0)
+      for (int i = 0; i < kStages - 1; ++i) issue(i);
+    Acts XA, XB;
+    load_acts(XA, xr, tok_ok, wbeg, wend, a.K, c);
+    float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}};
+    auto consume = [&](int i, const Acts& x) {
+      cp_async_wait<kStages - 1>();
+      const uint4* d = ring + (i % kStages) * kRingItems * 32;
+      Step<1, kRingWin> st;
+#pragma unroll
+      for (int j = 0; j < kRingWin; ++j) {
+        st.lo[0][j] = d[(2 * j) * 32];
+        st.hi[0][j] = d[(2 * j + 1) * 32];
+        st.xa[j] = x.xa[j];
+        st.xb[j] = x.xb[j];
+      }
+      multiply(st, acc);
+    };
+    for (int i = 0; i < nsteps;) {
+      issue(i + kStages - 1);
+      if (i + 1 < nsteps) load_acts(XB, xr, tok_ok, wbeg + (i + 1) * kRingWin, wend, a.K, c);
+      consume(i, XA);
+      if (++i >= nsteps) break;
+      issue(i + kStages - 1);
+      if (i + 1 < nsteps) load_acts(XA, xr, tok_ok, wbeg + (i + 1) * kRingWin, wend, a.K, c);
+      consume(i, XB);
+      ++i;
+    }
+    cp_async_wait<0>();  // the ring is refilled by the next pass
+    if (ksplit > 1) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][i][lane] = acc[0][i];
+      __syncthreads();
+      if (kp == 0) {
+        for (int q = 1; q < ksplit; ++q)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[0][i] += red[warp + q][i][lane];
+      }
+      __syncthreads();
+    }
+    if (kp != 0) continue;
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int tok = 2 * c + u;
+      if (tok >= nt) continue;
+      const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
+      float* yr = Y + yrow * a.ldy;
+      if constexpr (gate_up) {
+        const int n = n0 + g;
+        if (n < a.N) {
+          float gv = acc[0][u], uv = acc[0][2 + u];
+          if (bias) gv += bias[n], uv += bias[a.N + n];
+          yr[n] = silu(gv) * uv;
+        }
+      } else {
+        const int n = n0 + g, n8 = n0 + 8 + g;
+        if (n < a.N) yr[n] = acc[0][u] + (bias ? bias[n] : 0.0f);
+        if (n8 < a.N) yr[n8] = acc[0][2 + u] + (bias ? bias[n8] : 0.0f);
+      }
+    }
+  }
+}
+
+void launch_ring(const FewRows& a, int grid_y, cudaStream_t s) {
+  const int out_per_tile = a.mode == FewMode::GateUp ? 8 : 16;
+  const int64_t tiles = (a.N + out_per_tile - 1) / out_per_tile;
+  const int nwin = (a.K + 31) / 32;
+  const int64_t want = 8 * static_cast<int64_t>(sm_count());  // one block of 8 warps a multiprocessor
+  int ksplit = 1;
+  while (ksplit < kWarps && tiles * grid_y * ksplit < want && nwin / (2 * ksplit) >= 2 * kRingWin) ksplit *= 2;
+  const int tiles_per_block = kWarps / ksplit;
+  const dim3 grid(static_cast<unsigned>((tiles + tiles_per_block - 1) / tiles_per_block), grid_y);
+  const size_t smem = sizeof(uint4) * kWarps * kStages * kRingItems * 32;
+  auto go = [&](auto kernel, bool& raised) {
+    if (!raised) {
+      check_launch(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)), __FILE__, __LINE__);
+      raised = true;
+    }
+    launch(kernel, grid, dim3(kWarps * 32), smem, s, a, ksplit);
+  };
+  static bool r0 = false, r1 = false, r2 = false;
+  switch (a.mode) {
+    case FewMode::Plain: go(skinny_ring_kernel<0>, r0); break;
+    case FewMode::GateUp: go(skinny_ring_kernel<1>, r1); break;
+    case FewMode::Down: go(skinny_ring_kernel<2>, r2); break;
+  }
+}
+
 template <int RT, int KW>
 void launch_mma(const FewRows& a, int grid_y, cudaStream_t s) {
   const int out_per_tile = (a.mode == FewMode::GateUp ? 8 : 16) * RT;
@@ -266,11 +444,13 @@ bool skinny_mma_fits(const FewRows& a) {
 
 void skinny_mma(const FewRows& a, int grid_y, cudaStream_t s) {
   if (a.N <= 0 || a.K <= 0 || grid_y <= 0) return;
-  // Two row tiles a warp share the activations' loads and splits (half the L2 traffic of x);
-  // GHOSTLINE_SKINNY_MMA=1 or FewRows::tiles = 1: one tile, 4 windows a step.
+  // Variants (FewRows::variant, else GHOSTLINE_SKINNY_MMA=1|2|3, default 2): 1 one row tile a
+  // warp, 4 windows a step; 2 two row tiles sharing the activations' loads and splits (half the
+  // L2 traffic of x); 3 the weights through a shared-memory ring (skinny_ring_kernel).
   const char* e = std::getenv("GHOSTLINE_SKINNY_MMA");
-  const int tiles = a.tiles ? a.tiles : (e && e[0] == '1' ? 1 : 2);
-  if (tiles == 1) launch_mma<1, 4>(a, grid_y, s);
+  const int v = a.variant ? a.variant : (e && (e[0] == '1' || e[0] == '3') ? e[0] - '0' : 2);
+  if (v == 1) launch_mma<1, 4>(a, grid_y, s);
+  else if (v == 3) launch_ring(a, grid_y, s);
   else launch_mma<2, 2>(a, grid_y, s);
 }
 

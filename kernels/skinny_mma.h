@@ -35,9 +35,10 @@ struct FewRows {
   // MoE modes: one expert slot (index 0) that every token uses, a dense MLP: its rows are the
   // T tokens in order, no routing list is read and the weights are requested before the wait.
   bool one_slot = false;
-  // Row tiles of 16 a warp: 1 (4 windows of 32 a step) or 2 (2 windows, the activations shared);
-  // 0: the default (2, or 1 with GHOSTLINE_SKINNY_MMA=1).
-  int tiles = 0;
+  // 1: one row tile of 16 a warp, 4 windows of 32 a step; 2: two tiles sharing the activations,
+  // 2 windows; 3: weights through a shared-memory ring (cp.async); 0: GHOSTLINE_SKINNY_MMA=1|3
+  // or else 2.
+  int variant = 0;
 };
 
 // Whether the shape can go to skinny_mma: K % 8 == 0, 16-byte aligned weight and activation

@@ -391,8 +391,8 @@ int main(int argc, char** argv) {
            {{"GHOSTLINE_SKINNY_MMA", "0"}, {"GHOSTLINE_ATTN_SEQ", "0"}, {"GHOSTLINE_DENSE_FEW", "0"}, {"GHOSTLINE_ATTN_ROWS", "0"}}},
           {"attention rows kernel only (MMA=0 SEQ=0)", {{"GHOSTLINE_SKINNY_MMA", "0"}, {"GHOSTLINE_ATTN_SEQ", "0"}}},
           {"attention rows + one sequence (MMA=0)", {{"GHOSTLINE_SKINNY_MMA", "0"}}},
-          {"products only (SEQ=0 ROWS=0)", {{"GHOSTLINE_ATTN_SEQ", "0"}, {"GHOSTLINE_ATTN_ROWS", "0"}}},
           {"new, one row tile a warp (MMA=1)", {{"GHOSTLINE_SKINNY_MMA", "1"}}},
+          {"new, weights through a shared-memory ring (MMA=3)", {{"GHOSTLINE_SKINNY_MMA", "3"}}},
           {"new, routed experts from 2 rows (MOE_MMA_MIN=2)", {{"GHOSTLINE_MOE_MMA_MIN", "2"}}},
           {"new (defaults)", {}}};
       for (const auto& v : vs) {

@@ -144,7 +144,7 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
 // The tensor-core kernel of 2..8 activation rows (kernels/skinny_mma.cu), plain mode, called
 // directly so that the case cannot fall back. Activations enter as three bf16 terms and the
 // tensor cores accumulate in float32 in their own order: 1e-5 (the float32 kernels: 2e-6).
-void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool bias, int tiles = 0) {
+void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool bias, int variant = 0) {
   Weights W(rng, static_cast<int64_t>(batch) * N, K, DType::BF16);
   auto x = rng.normal(static_cast<size_t>(batch) * T * K);
   auto b = rng.normal(static_cast<size_t>(batch) * N);
@@ -156,10 +156,10 @@ void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool
   f.y = dy.p, f.ldy = N, f.y_batch = static_cast<int64_t>(T) * N;
   f.bias = bias ? db.p : nullptr, f.bias_batch = N;
   f.N = N, f.K = K, f.T = T;
-  f.tiles = tiles;
+  f.variant = variant;
   char name[128];
   std::snprintf(name, sizeof name, "skinny_mma (tensor cores) T=%d N=%d K=%d batch=%d%s%s", T, N, K, batch, bias ? " +bias" : "",
-                tiles == 1 ? ", one row tile a warp" : "");
+                variant == 1 ? ", one row tile a warp" : variant == 3 ? ", shared-memory ring" : "");
   if (!rep.expect(std::string(name) + ": shape taken", kernels::skinny_mma_fits(f))) return;
   kernels::skinny_mma(f, batch, nullptr);
   std::vector<float> ref(static_cast<size_t>(batch) * T * N);
@@ -798,6 +798,11 @@ void run_op_checks(Report& rep, uint64_t seed) {
   skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true, 1);
   skinny_mma_case(rep, rng, 3, 4096, 4096, 1, false, 1);
   skinny_mma_case(rep, rng, 6, 40, 136, 3, true, 1);
+  skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true, 3);
+  skinny_mma_case(rep, rng, 2, 4096, 4096, 1, false, 3);
+  skinny_mma_case(rep, rng, 5, 600, 11008, 1, true, 3);
+  skinny_mma_case(rep, rng, 6, 40, 136, 3, true, 3);
+  skinny_mma_case(rep, rng, 3, 512, 128, 16, false, 3);
   blas_case(rep, rng, DType::BF16, 70, 300, 256, true);
   blas_case(rep, rng, DType::F32, 70, 300, 256, true);
   blas_case(rep, rng, DType::BF16, 33, 128, 200, false);
