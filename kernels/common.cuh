@@ -118,6 +118,31 @@ __device__ __forceinline__ void load8_act(const float* p, float (&x)[8]) {
 
 __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// The skinny products' block rows (kernels/skinny.cu, kernels/skinny_mma.cu; A: their arguments).
+// MoE modes: the expert of block row blockIdx.y (false past *n_active: no expert), its weights
+// and bias, and its rows [row_begin, row_begin + n_rows) of the routing lists.
+template <class A, class WT>
+__device__ __forceinline__ bool block_expert(const A& a, const WT*& W, const float*& bias, int& row_begin, int& n_rows) {
+  if (static_cast<int>(blockIdx.y) >= *a.n_active) return false;
+  const int e = a.active[blockIdx.y];
+  W += e * a.w_batch;
+  if (bias) bias += e * a.bias_batch;
+  row_begin = a.offset[e];
+  n_rows = a.offset[e + 1] - row_begin;
+  return true;
+}
+// Plain mode: batch item blockIdx.y's activations, outputs and bias.
+template <class A>
+__device__ __forceinline__ void block_batch_item(const A& a, const float*& X, float*& Y, const float*& bias) {
+  const int64_t b = blockIdx.y;
+  X += b * a.x_batch;
+  Y += b * a.y_batch;
+  if (bias) bias += b * a.bias_batch;
+}
+
+// SiLU as the reference computes it in float32 (the experts' gate).
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+
 // The multiprocessor count of the current device (cached per process).
 int sm_count();
 

@@ -15,6 +15,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/mma.cuh"
+#include "kernels/grouped_store.cuh"
 #include "kernels/prefill.h"
 
 namespace ghostline::kernels {
@@ -36,8 +37,6 @@ struct GemmShape {
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kSmem = kStages * kStageBytes;
 };
-
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
 template <bool kSilu, int WN>
 __global__ void __launch_bounds__(64 * WN) grouped_gemm_kernel(GroupedGemm p) {
@@ -154,11 +153,9 @@ __global__ void __launch_bounds__(64 * WN) grouped_gemm_kernel(GroupedGemm p) {
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
           const int col = nb * kCol + wn * 32 + ni * 8 + 2 * t;
-          if (col >= p.N) continue;
-          float g0 = acc[mi][ni][2 * half], g1 = acc[mi][ni][2 * half + 1];
-          float u0 = acc[mi][ni + 4][2 * half], u1 = acc[mi][ni + 4][2 * half + 1];
-          if (bias) g0 += bias[col], g1 += bias[col + 1], u0 += bias[p.N + col], u1 += bias[p.N + col + 1];
-          *reinterpret_cast<uint32_t*>(out + col) = pack_bf16(silu(g0) * u0, silu(g1) * u1);
+          if (col < p.N)
+            store_silu_pair(out, bias, p.N, col, acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1], acc[mi][ni + 4][2 * half],
+                            acc[mi][ni + 4][2 * half + 1]);
         }
       } else {
         float* out = static_cast<float*>(p.out) + row * p.ldo;
@@ -166,10 +163,7 @@ __global__ void __launch_bounds__(64 * WN) grouped_gemm_kernel(GroupedGemm p) {
 #pragma unroll
         for (int ni = 0; ni < 8; ++ni) {
           const int col = nb * kCol + wn * 64 + ni * 8 + 2 * t;
-          if (col >= p.N) continue;
-          float2 v = make_float2(acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
-          if (bias) v.x += bias[col], v.y += bias[col + 1];
-          *reinterpret_cast<float2*>(out + col) = v;
+          if (col < p.N) store_pair(out, bias, col, acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
         }
       }
     }

@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "kernels/common.cuh"
+#include "kernels/grouped_store.cuh"
 #include "kernels/prefill.h"
 
 namespace ghostline::kernels {
@@ -149,8 +150,6 @@ __device__ __forceinline__ void wgmma_256(float (&d)[128], uint64_t desc_a, uint
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
-
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Work item i = (tile i / cols, weight block i % cols): neighbouring items share the tile's rows
@@ -246,11 +245,9 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
 #pragma unroll
         for (int j = 0; j < 16; ++j) {
           const int col = nb * (kBN / 2) + j * 8 + 2 * t;
-          if (col >= p.N) continue;
-          float g0 = d[4 * j + 2 * half], g1 = d[4 * j + 2 * half + 1];
-          float u0 = d[4 * (j + 16) + 2 * half], u1 = d[4 * (j + 16) + 2 * half + 1];
-          if (bias) g0 += bias[col], g1 += bias[col + 1], u0 += bias[p.N + col], u1 += bias[p.N + col + 1];
-          *reinterpret_cast<__nv_bfloat162*>(out + col) = __floats2bfloat162_rn(silu(g0) * u0, silu(g1) * u1);
+          if (col < p.N)
+            store_silu_pair(out, bias, p.N, col, d[4 * j + 2 * half], d[4 * j + 2 * half + 1], d[4 * (j + 16) + 2 * half],
+                            d[4 * (j + 16) + 2 * half + 1]);
         }
       } else {
         float* out = static_cast<float*>(p.out) + row * p.ldo;
@@ -258,10 +255,7 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
           const int col = nb * kBN + j * 8 + 2 * t;
-          if (col >= p.N) continue;
-          float2 v = make_float2(d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
-          if (bias) v.x += bias[col], v.y += bias[col + 1];
-          *reinterpret_cast<float2*>(out + col) = v;
+          if (col < p.N) store_pair(out, bias, col, d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
         }
       }
     }

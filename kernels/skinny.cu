@@ -139,8 +139,6 @@ __device__ __forceinline__ void rows_dot(const WT* const (&wr)[R], const float* 
   }
 }
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
-
 // acc[r] += the eight weights held in raw[r] · xv, for each of the R rows (in that order).
 template <typename WT, int R>
 __device__ __forceinline__ void fma_rows(const Raw8<WT> (&raw)[R], const float (&xv)[8], float (&acc)[R]) {
@@ -304,18 +302,10 @@ __global__ void __launch_bounds__(256) skinny_kernel(SkinnyArgs a) {
   const float* bias = a.bias;
   int row_begin = 0, n_rows = a.T;
   if constexpr (MODE == kPlain) {
-    const int64_t b = blockIdx.y;
-    W += b * a.w_batch;
-    X += b * a.x_batch;
-    Y += b * a.y_batch;
-    if (bias) bias += b * a.bias_batch;
-  } else {
-    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
-    const int e = a.active[blockIdx.y];
-    W += e * a.w_batch;
-    if (bias) bias += e * a.bias_batch;
-    row_begin = a.offset[e];
-    n_rows = a.offset[e + 1] - row_begin;
+    W += static_cast<int64_t>(blockIdx.y) * a.w_batch;
+    block_batch_item(a, X, Y, bias);
+  } else if (!block_expert(a, W, bias, row_begin, n_rows)) {
+    return;
   }
   constexpr int OUT = MODE == kGateUp ? R / 2 : R;  // output rows per warp
   const int n0 = (blockIdx.x * n_warps + warp) * OUT;

@@ -103,8 +103,6 @@ __device__ __forceinline__ void multiply(const Step<RT, KW>& s, float (&acc)[RT]
     for (int i = 0; i < 4; ++i) acc[t][i] += big[t][i] + small[t][i];
 }
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
-
 // RT row tiles a warp (sharing the activation fragments), KW windows a step. Lane layout of the
 // accumulators of a tile: acc[0] (row g, token 2c), acc[1] (g, 2c + 1), acc[2] (g + 8, 2c),
 // acc[3] (g + 8, 2c + 1).
@@ -142,19 +140,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     for (int t = 0; t < RT; ++t) wlo[t] = W + row_lo[t] * a.ldw, whi[t] = W + row_hi[t] * a.ldw;
     load_step(A, wlo, whi, X, false, wbeg, wend, a.K, c);  // weights only: x is not ready yet
     grid_wait();
-    if (plain) {
-      X += b * a.x_batch;
-      Y += b * a.y_batch;
-      if (bias) bias += b * a.bias_batch;
-    }
+    if (plain) block_batch_item(a, X, Y, bias);
   } else {
     grid_wait();
-    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
-    const int e = a.active[blockIdx.y];
-    W += e * a.w_batch;
-    if (bias) bias += e * a.bias_batch;
-    row_begin = a.offset[e];
-    n_rows = a.offset[e + 1] - row_begin;
+    if (!block_expert(a, W, bias, row_begin, n_rows)) return;
 #pragma unroll
     for (int t = 0; t < RT; ++t) wlo[t] = W + row_lo[t] * a.ldw, whi[t] = W + row_hi[t] * a.ldw;
   }
@@ -299,19 +288,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_ring_kernel(FewRows a, 
     wlo = W + row_lo * a.ldw, whi = W + row_hi * a.ldw;
     for (int i = 0; i < kStages - 1; ++i) issue(i);
     grid_wait();
-    if (plain) {
-      X += b * a.x_batch;
-      Y += b * a.y_batch;
-      if (bias) bias += b * a.bias_batch;
-    }
+    if (plain) block_batch_item(a, X, Y, bias);
   } else {
     grid_wait();
-    if (static_cast<int>(blockIdx.y) >= *a.n_active) return;
-    const int e = a.active[blockIdx.y];
-    W += e * a.w_batch;
-    if (bias) bias += e * a.bias_batch;
-    row_begin = a.offset[e];
-    n_rows = a.offset[e + 1] - row_begin;
+    if (!block_expert(a, W, bias, row_begin, n_rows)) return;
     wlo = W + row_lo * a.ldw, whi = W + row_hi * a.ldw;
   }
   for (int t0 = 0; t0 < n_rows; t0 += 8) {
