@@ -116,6 +116,18 @@ void rmsnorm_router_case(Report& rep, Rng& rng, int T, int D, int E) {
   rep.check(name + ": x unchanged", rel_err(dx.download(), x), 0.0, err);
 }
 
+// The CPU reference of `batch` products x[bb] (T x K) . W[bb]^T (N x K) (+ bias[bb]), W's values
+// in float32 (as the device reads them).
+std::vector<float> batched_ref(const Weights& W, const std::vector<float>& x, const float* bias, int batch, int T, int N, int K) {
+  std::vector<float> ref(static_cast<size_t>(batch) * T * N);
+  for (int bb = 0; bb < batch; ++bb) {
+    cpu::WeightView v{W.vals.data() + static_cast<int64_t>(bb) * N * K, cpu::WType::F32, N, K};
+    cpu::matmul(pool(), x.data() + static_cast<int64_t>(bb) * T * K, T, v, bias ? bias + static_cast<int64_t>(bb) * N : nullptr,
+                ref.data() + static_cast<int64_t>(bb) * T * N);
+  }
+  return ref;
+}
+
 void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch, bool bias) {
   Weights W(rng, static_cast<int64_t>(batch) * N, K, dt);
   auto x = rng.normal(static_cast<size_t>(batch) * T * K);
@@ -128,12 +140,7 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
   s.bias = bias ? db.p : nullptr, s.bias_batch = N;
   s.N = N, s.K = K, s.T = T, s.batch = batch;
   kernels::skinny_gemm(s, nullptr);
-  std::vector<float> ref(static_cast<size_t>(batch) * T * N);
-  for (int bb = 0; bb < batch; ++bb) {
-    cpu::WeightView v{W.vals.data() + static_cast<int64_t>(bb) * N * K, cpu::WType::F32, N, K};
-    cpu::matmul(pool(), x.data() + static_cast<int64_t>(bb) * T * K, T, v, bias ? b.data() + bb * N : nullptr,
-                ref.data() + static_cast<int64_t>(bb) * T * N);
-  }
+  const std::vector<float> ref = batched_ref(W, x, bias ? b.data() : nullptr, batch, T, N, K);
   const auto err = device_error();
   char name[128];
   std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
@@ -162,12 +169,7 @@ void skinny_mma_case(Report& rep, Rng& rng, int T, int N, int K, int batch, bool
                 variant == 1 ? ", one row tile a warp" : variant == 3 ? ", shared-memory ring" : "");
   if (!rep.expect(std::string(name) + ": shape taken", kernels::skinny_mma_fits(f))) return;
   kernels::skinny_mma(f, batch, nullptr);
-  std::vector<float> ref(static_cast<size_t>(batch) * T * N);
-  for (int bb = 0; bb < batch; ++bb) {
-    cpu::WeightView v{W.vals.data() + static_cast<int64_t>(bb) * N * K, cpu::WType::F32, N, K};
-    cpu::matmul(pool(), x.data() + static_cast<int64_t>(bb) * T * K, T, v, bias ? b.data() + bb * N : nullptr,
-                ref.data() + static_cast<int64_t>(bb) * T * N);
-  }
+  const std::vector<float> ref = batched_ref(W, x, bias ? b.data() : nullptr, batch, T, N, K);
   const auto err = device_error();
   rep.check(name, rel_err(dy.download(), ref), 1e-5, err);
 }
