@@ -103,6 +103,33 @@ __device__ __forceinline__ void multiply(const Step<RT, KW>& s, float (&acc)[RT]
     for (int i = 0; i < 4; ++i) acc[t][i] += big[t][i] + small[t][i];
 }
 
+// A row tile's sums to the outputs, for the tokens 2c and 2c + 1 of the nt from t0 (rows of the
+// routing lists from row_begin in the MoE modes): acc[u] and acc[2 + u] are token u's sums of
+// output rows n0 + g and n0 + 8 + g, or, for gate/up, its gate and up sums of output n0 + g.
+template <bool gate_up, bool plain>
+__device__ __forceinline__ void store_tile(const FewRows& a, float* Y, const float* bias, int row_begin, int t0, int nt, int c,
+                                           int g, int n0, const float (&acc)[4]) {
+#pragma unroll
+  for (int u = 0; u < 2; ++u) {
+    const int tok = 2 * c + u;
+    if (tok >= nt) continue;
+    const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
+    float* yr = Y + yrow * a.ldy;
+    if constexpr (gate_up) {
+      const int n = n0 + g;
+      if (n < a.N) {
+        float gv = acc[u], uv = acc[2 + u];
+        if (bias) gv += bias[n], uv += bias[a.N + n];
+        yr[n] = silu(gv) * uv;
+      }
+    } else {
+      const int n = n0 + g, n8 = n0 + 8 + g;
+      if (n < a.N) yr[n] = acc[u] + (bias ? bias[n] : 0.0f);
+      if (n8 < a.N) yr[n8] = acc[2 + u] + (bias ? bias[n8] : 0.0f);
+    }
+  }
+}
+
 // RT row tiles a warp (sharing the activation fragments), KW windows a step. Lane layout of the
 // accumulators of a tile: acc[0] (row g, token 2c), acc[1] (g, 2c + 1), acc[2] (g + 8, 2c),
 // acc[3] (g + 8, 2c + 1).
@@ -196,28 +223,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     }
     if (kp != 0) continue;
 #pragma unroll
-    for (int t = 0; t < RT; ++t) {
-      const int nt0 = n0 + t * tile_out;
-#pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int tok = 2 * c + u;
-        if (tok >= nt) continue;
-        const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
-        float* yr = Y + yrow * a.ldy;
-        if constexpr (gate_up) {
-          const int n = nt0 + g;
-          if (n < a.N) {
-            float gv = acc[t][u], uv = acc[t][2 + u];
-            if (bias) gv += bias[n], uv += bias[a.N + n];
-            yr[n] = silu(gv) * uv;
-          }
-        } else {
-          const int n = nt0 + g, n8 = nt0 + 8 + g;
-          if (n < a.N) yr[n] = acc[t][u] + (bias ? bias[n] : 0.0f);
-          if (n8 < a.N) yr[n8] = acc[t][2 + u] + (bias ? bias[n8] : 0.0f);
-        }
-      }
-    }
+    for (int t = 0; t < RT; ++t) store_tile<gate_up, plain>(a, Y, bias, row_begin, t0, nt, c, g, n0 + t * tile_out, acc[t]);
   }
 }
 
@@ -343,25 +349,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_ring_kernel(FewRows a, 
       __syncthreads();
     }
     if (kp != 0) continue;
-#pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int tok = 2 * c + u;
-      if (tok >= nt) continue;
-      const int64_t yrow = plain ? t0 + tok : row_begin + t0 + tok;
-      float* yr = Y + yrow * a.ldy;
-      if constexpr (gate_up) {
-        const int n = n0 + g;
-        if (n < a.N) {
-          float gv = acc[0][u], uv = acc[0][2 + u];
-          if (bias) gv += bias[n], uv += bias[a.N + n];
-          yr[n] = silu(gv) * uv;
-        }
-      } else {
-        const int n = n0 + g, n8 = n0 + 8 + g;
-        if (n < a.N) yr[n] = acc[0][u] + (bias ? bias[n] : 0.0f);
-        if (n8 < a.N) yr[n8] = acc[0][2 + u] + (bias ? bias[n8] : 0.0f);
-      }
-    }
+    store_tile<gate_up, plain>(a, Y, bias, row_begin, t0, nt, c, g, n0, acc[0]);
   }
 }
 
