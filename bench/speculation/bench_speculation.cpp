@@ -12,8 +12,9 @@
 //   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
 //                     [--draft-length K]   (-1: the engine's adaptive policy; else fixed)
 //                     [--reps N]           (each point N times per mode, its fastest decode kept)
-//                     [--dump-tokens FILE] (each point's prompt, greedy output ids and whether it is
-//                                           multi-line, JSON lines: bench/speculation/simulate_drafts.py
+//                     [--dump-tokens FILE] (each point's prompt, greedy output ids, whether it is
+//                                           multi-line and the suggestion one keystroke earlier (the
+//                                           draft_hint), JSON lines: bench/speculation/simulate_drafts.py
 //                                           replays drafters on them offline)
 #include <algorithm>
 #include <chrono>
@@ -282,6 +283,7 @@ int main(int argc, char** argv) {
       row["hint"] = {{"generated", s.generated_tokens}, {"ttft_ms", s.ttft_ms}, {"total_ms", s.total_ms},
                      {"draft_proposed", s.draft_proposed}, {"draft_accepted", s.draft_accepted}};
     }
+    std::vector<int32_t> prev_hint;  // the suggestion one keystroke earlier, as the service passes it
     // The realistic case: the suggestion shown one keystroke earlier (the document without the
     // character before the cursor, cursor there; greedy, untimed), which the service passes
     // as draft_hint after the user typed that character, whether or not it continued the
@@ -304,7 +306,7 @@ int main(int argc, char** argv) {
         generate(engines[0].get(), false, {}, prev_out, events);
         std::swap(prompt, prev_prompt);
       }
-      const auto prev_hint = T.encode(T.decode(prev_out));  // as the service does with the text
+      prev_hint = T.encode(T.decode(prev_out));  // as the service does with the text
       for (int rep = 0; rep < reps; ++rep) {
         std::vector<int32_t> toks;
         const GenerationStats s = generate(engines[3].get(), true, prev_hint, toks, events);
@@ -320,7 +322,8 @@ int main(int argc, char** argv) {
     const bool multiline = last != std::string::npos && out_text.find('\n', first) < last;
     row["multiline"] = multiline;
     if (dump.is_open())
-      dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}, {"multiline", multiline}}.dump() << "\n";
+      dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}, {"multiline", multiline}, {"previous_hint", prev_hint}}.dump()
+           << "\n";
     for (int sub = 0; sub < 2; ++sub) {
       if (sub == 1 && !multiline) continue;
       Totals& tt = subset[sub];
