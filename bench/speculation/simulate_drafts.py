@@ -23,6 +23,10 @@ to learn them):
   known       the drafts of `lookup` cut to the length that will be accepted (a policy that knows
               the future: the bound for choosing lengths)
 
+With dumps that carry `previous_hint` (the suggestion one keystroke earlier), it also counts the
+points where the typed character continued that suggestion: the server answers those from
+typing-through, without the model (bench_speculation's realistic row still decodes them).
+
   bench/speculation/simulate_drafts.py TOKENS.jsonl --bench-json bench/results/speculation-....json
       [--cost 0.54,0.60,...] [--overhead 0.03] [--all] [--corpus corpus.u16]
 
@@ -43,6 +47,40 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 V = 16384
 MAX_DRAFT = 8
+
+
+def detokenizer(model):
+    """ids -> text for the model's byte-level BPE (tokenizer.json), special tokens as written."""
+    tok = json.load(open(os.path.join(model, "tokenizer.json")))
+    pieces = {v: k for k, v in tok["model"]["vocab"].items()}
+    special = {a["id"] for a in tok.get("added_tokens", [])}
+    for a in tok.get("added_tokens", []):
+        pieces[a["id"]] = a["content"]
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    byte_of, n = {chr(b): b for b in printable}, 0
+    for b in range(256):  # the bytes outside those ranges map to 256, 257, ... (GPT-2's table)
+        if b not in printable:
+            byte_of[chr(256 + n)] = b
+            n += 1
+
+    def decode(ids):
+        return b"".join(pieces[i].encode() if i in special else bytes(byte_of[c] for c in pieces.get(i, "") if c in byte_of)
+                        for i in ids).decode("utf-8", "replace")
+    return decode, special
+
+
+def typed_through(points, model):
+    """Points whose typed character (the prompt's last prefix character) begins previous_hint."""
+    decode, special = detokenizer(model)
+    count = 0
+    for p in points:
+        prompt = p["prompt"]
+        j = len(prompt) - 2  # the prefix: after the last special token before the final <fim_end>
+        while j >= 0 and prompt[j] not in special:
+            j -= 1
+        typed = decode(prompt[j + 1:-1])[-1:]
+        count += bool(typed) and decode(p["previous_hint"]).startswith(typed)
+    return count
 
 
 def make_corpus(out_path, mb, binary, model):
@@ -262,6 +300,8 @@ def main():
         ids.frombytes(open(a.corpus, "rb").read())
         table = NgramTable(ids.tolist())
     print(f"{len(points)} points, cost n=1..9: {', '.join(f'{c:.2f}' for c in cost[1:])} ms, overhead {a.overhead} ms")
+    if all("previous_hint" in p for p in points):
+        print(f"  the typed character continued the previous suggestion in {typed_through(points, a.model)} of {len(points)} points")
     strategies = ["lookup", "positional", "frequent", "tree2"] + (["ngram"] if table else []) + ["known"]
     for s in strategies:
         rates = measured_rates(points, cost, a.overhead, "lookup" if s == "known" else s, table)
