@@ -103,6 +103,15 @@ __device__ __forceinline__ void multiply(const Step<RT, KW>& s, float (&acc)[RT]
     for (int i = 0; i < 4; ++i) acc[t][i] += big[t][i] + small[t][i];
 }
 
+// The activation row of token tt of a block's rows: the token itself (plain, a dense MLP's one
+// slot), its token through the routing lists (gate/up), or its pair row (down).
+template <int MODE>
+__device__ __forceinline__ int64_t activation_row(const FewRows& a, int row_begin, int tt) {
+  if constexpr (MODE == static_cast<int>(FewMode::GateUp)) return a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
+  else if constexpr (MODE == static_cast<int>(FewMode::Down)) return row_begin + tt;
+  else return tt;
+}
+
 // A row tile's sums to the outputs, for the tokens 2c and 2c + 1 of the nt from t0 (rows of the
 // routing lists from row_begin in the MoE modes): acc[u] and acc[2 + u] are token u's sums of
 // output rows n0 + g and n0 + 8 + g, or, for gate/up, its gate and up sums of output n0 + g.
@@ -178,10 +187,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_mma_kernel(FewRows a, i
     const int nt = min(8, n_rows - t0);
     const bool tok_ok = g < nt;
     const int tt = t0 + min(g, nt - 1);
-    int64_t xrow = tt;
-    if constexpr (gate_up) xrow = a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
-    else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
-    const float* xr = X + xrow * a.ldx;
+    const float* xr = X + activation_row<MODE>(a, row_begin, tt) * a.ldx;
     if (!early || t0 > 0) {
       load_step(A, wlo, whi, xr, tok_ok, wbeg, wend, a.K, c);
     } else {
@@ -304,10 +310,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) skinny_ring_kernel(FewRows a, 
     const int nt = min(8, n_rows - t0);
     const bool tok_ok = g < nt;
     const int tt = t0 + min(g, nt - 1);
-    int64_t xrow = tt;
-    if constexpr (gate_up) xrow = a.one_slot ? tt : a.sorted_pair[row_begin + tt] / a.KP;
-    else if constexpr (MODE == static_cast<int>(FewMode::Down)) xrow = row_begin + tt;
-    const float* xr = X + xrow * a.ldx;
+    const float* xr = X + activation_row<MODE>(a, row_begin, tt) * a.ldx;
     if (!early || t0 > 0)
       for (int i = 0; i < kStages - 1; ++i) issue(i);
     Acts XA, XB;
