@@ -318,6 +318,13 @@ int main(int argc, char** argv) {
         return median(t);
       };
       auto ttft_once = [&] { b.run(b.sequence(0, 2048, blocks(0, 2048))); };
+      // TTFT with one switch set for the measurement only.
+      auto ttft_with = [&](const char* var, const char* value) {
+        setenv(var, value, 1);
+        const double ms = ttft();
+        unsetenv(var);
+        return ms;
+      };
       const double both = ttft();
       setenv("GHOSTLINE_PREFILL_FLASH", "0", 1);
       const double no_flash = ttft();
@@ -327,12 +334,8 @@ int main(int argc, char** argv) {
       unsetenv("GHOSTLINE_PREFILL_FLASH");
       const double no_grouped = ttft();
       unsetenv("GHOSTLINE_GROUPED_GEMM");
-      setenv("GHOSTLINE_GROUPED_WIDE", "1", 1);
-      const double wide = ttft();
-      unsetenv("GHOSTLINE_GROUPED_WIDE");
-      setenv("GHOSTLINE_SHARED_CUBLAS", "0", 1);
-      const double shared_grouped = ttft();
-      unsetenv("GHOSTLINE_SHARED_CUBLAS");
+      const double wide = ttft_with("GHOSTLINE_GROUPED_WIDE", "1");
+      const double shared_grouped = ttft_with("GHOSTLINE_SHARED_CUBLAS", "0");
       // The grouped experts on mma.sync (grouped_gemm.cu) instead of wgmma (grouped_gemm_sm90.cu),
       // with its per-kernel table, then wgmma again: both timed in this process.
       const bool wgmma = kernels::grouped_wgmma_available();
@@ -340,12 +343,8 @@ int main(int argc, char** argv) {
       const double no_wgmma = ttft();
       M["kernels_prefill_2048_no_wgmma"] = table("prefill 2048, grouped experts on mma.sync, per kernel", 1, [&] { ttft_once(); }, 8);
       unsetenv("GHOSTLINE_WGMMA");
-      setenv("GHOSTLINE_WGMMA_PERSIST", "0", 1);
-      const double per_item = ttft();
-      unsetenv("GHOSTLINE_WGMMA_PERSIST");
-      setenv("GHOSTLINE_WGMMA_HALF", "0", 1);
-      const double both_halves = ttft();
-      unsetenv("GHOSTLINE_WGMMA_HALF");
+      const double per_item = ttft_with("GHOSTLINE_WGMMA_PERSIST", "0");
+      const double both_halves = ttft_with("GHOSTLINE_WGMMA_HALF", "0");
       const double with_wgmma = ttft();
       std::printf("  TTFT 2048 variants: both %.2f ms, cuBLAS attention %.2f ms, cuBLAS experts %.2f ms, neither %.2f ms, "
                   "256-wide expert tiles %.2f ms, always-on experts in the grouped kernel %.2f ms\n",
