@@ -1,11 +1,13 @@
-// Fused causal prefill attention on the tensor cores (see prefill.h): a block takes 64 query
-// rows of one head (16 per warp, their bf16 query fragments in registers) and walks the key
-// tiles that those rows can see, 64 keys at a time, double-buffered in shared memory by
-// cp.async. Per tile: S = Q K^T (mma.sync), the causal mask on the diagonal tiles, an online
+// Fused causal prefill attention on the tensor cores (see prefill.h): a block takes 64 or 128
+// query rows of one head (16 per warp, their bf16 query fragments in registers or shared memory)
+// and walks the key tiles that those rows can see, 32 or 64 keys at a time, double-buffered in
+// shared memory by cp.async. Per tile: S = Q K^T (mma.sync), the causal mask on the diagonal tiles, an online
 // softmax in registers (exp2 of pre-scaled scores), and O += P V with P re-packed from the score
 // registers as the A operand. Scores never leave registers; the output is normalised once.
 // Blocks are launched longest rows first (the causal triangle's big tiles start early).
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/common.cuh"
 #include "kernels/mma.cuh"
@@ -15,30 +17,27 @@ namespace ghostline::kernels {
 
 namespace {
 
-constexpr int kBQ = 64;       // query rows per block
-constexpr int kBK = 64;       // keys per tile
-constexpr int kThreads = 128; // 4 warps of 16 query rows
-
 // Queries wider than 128 (MLA's 192) stay in shared memory, read by ldmatrix at each k-step:
 // as register fragments they pushed the kernel past 255 registers (spills). The key and value
 // copies keep consecutive threads on consecutive 16 bytes (copy_rows): two threads per row with
 // contiguous halves ran 1.8x slower (H200, 2026-11-29).
-template <int DK>
-constexpr bool kQInSmem = DK > 128;
+// 128-row blocks keep them there too (their registers go to twice the blocks).
+template <int DK, int BQ>
+constexpr bool kQInSmem = DK > 128 || BQ > 64;
 
-template <int DK, int DV>
+template <int DK, int DV, int kBQ, int kBK>
 struct FlashSmem {
   static constexpr int kStrideK = DK + 8, kStrideV = DV + 8;  // bf16 per row: +16 bytes, so ldmatrix rows fall in distinct banks
   static constexpr int kKBytes = kBK * kStrideK * 2, kVBytes = kBK * kStrideV * 2;
   static constexpr int kStage = kKBytes + kVBytes;
-  static constexpr int kQBytes = kQInSmem<DK> ? kBQ * kStrideK * 2 : 0;  // after the two stages
+  static constexpr int kQBytes = kQInSmem<DK, kBQ> ? kBQ * kStrideK * 2 : 0;  // after the two stages
   static constexpr int kBytes = 2 * kStage + kQBytes;
 };
 
 // Rows [row0, row0 + kBK) of a bf16 matrix (C 16-byte chunks a row, row stride ld) into shared
 // rows dst_stride bytes apart: C consecutive threads copy one row's consecutive chunks (whole
 // sectors), rows past n_valid as zeros. Addresses are made per tile, not kept in registers.
-template <int C>
+template <int C, int kThreads, int kBK>
 __device__ __forceinline__ void copy_rows(uint8_t* dst, int dst_stride, const bf16* src, int64_t ld, int row0, int n_valid) {
   static_assert(kThreads % C == 0 && kBK % (kThreads / C) == 0, "whole rows per pass");
   constexpr int kRows = kThreads / C;
@@ -51,9 +50,10 @@ __device__ __forceinline__ void copy_rows(uint8_t* dst, int dst_stride, const bf
   }
 }
 
-template <int DK1, int DK, int DV>
-__global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention a) {
-  using Sm = FlashSmem<DK, DV>;
+template <int DK1, int DK, int DV, int kBQ, int kBK, int kMinBlocks>
+__global__ void __launch_bounds__(kBQ / 16 * 32, kMinBlocks) flash_prefill_kernel(FlashAttention a) {
+  constexpr int kThreads = kBQ / 16 * 32, NS = kBK / 8;  // NS: n-tiles of a score tile
+  using Sm = FlashSmem<DK, DV, kBQ, kBK>;
   static_assert(DK % 16 == 0 && DV % 16 == 0 && DK1 % 8 == 0 && DK1 <= DK, "head dims");
   constexpr int KS = DK / 16;  // k-steps of S = Q K^T
   constexpr int NO = DV / 8;   // n-tiles of O
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
 
   // The warp's 16 query rows as A fragments (rows past Tn read row Tn - 1 and are never stored).
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
-  constexpr bool q_smem = kQInSmem<DK>;
+  constexpr bool q_smem = kQInSmem<DK, kBQ>;
   uint32_t qf[q_smem ? 1 : KS][4];
   uint8_t* sq = smem + 2 * Sm::kStage;
   if constexpr (q_smem) {
@@ -98,9 +98,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
   const int n_tiles = (n_keys + kBK - 1) / kBK;
   auto load = [&](int kt, int buf) {
     uint8_t* sk = smem + buf * Sm::kStage;
-    copy_rows<DK1 / 8>(sk, Sm::kStrideK * 2, k1, a.ldk1, kt * kBK, n_keys);
-    if constexpr (DK > DK1) copy_rows<(DK - DK1) / 8>(sk + DK1 * 2, Sm::kStrideK * 2, k2, a.ldk2, kt * kBK, n_keys);
-    copy_rows<DV / 8>(sk + Sm::kKBytes, Sm::kStrideV * 2, vp, a.ldv, kt * kBK, n_keys);
+    copy_rows<DK1 / 8, kThreads, kBK>(sk, Sm::kStrideK * 2, k1, a.ldk1, kt * kBK, n_keys);
+    if constexpr (DK > DK1) copy_rows<(DK - DK1) / 8, kThreads, kBK>(sk + DK1 * 2, Sm::kStrideK * 2, k2, a.ldk2, kt * kBK, n_keys);
+    copy_rows<DV / 8, kThreads, kBK>(sk + Sm::kKBytes, Sm::kStrideV * 2, vp, a.ldv, kt * kBK, n_keys);
   };
 
   float o[NO][4];
@@ -122,16 +122,16 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
     const uint8_t* sv = sk + Sm::kKBytes;
     const int key0 = kt * kBK;
     if (key0 <= warp_last) {  // some key of the tile is visible to a row of this warp
-      float s[8][4];
+      float s[NS][4];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+      for (int i = 0; i < NS; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
 #pragma unroll
       for (int ks = 0; ks < KS; ++ks) {
         uint32_t qs[4];
         if constexpr (q_smem) ldmatrix_x4(qs, sq + ((warp * 16 + (lane & 15)) * Sm::kStrideK + ks * 16 + (lane >> 4) * 8) * 2);
         const uint32_t(&qa)[4] = q_smem ? qs : qf[q_smem ? 0 : ks];
 #pragma unroll
-        for (int np = 0; np < 4; ++np) {
+        for (int np = 0; np < NS / 2; ++np) {
           uint32_t b[4];
           const int key = np * 16 + (lane >> 4) * 8 + (lane & 7), col = ks * 16 + ((lane >> 3) & 1) * 8;
           ldmatrix_x4(b, sk + (key * Sm::kStrideK + col) * 2);
@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
       const bool diag = key0 + kBK - 1 > warp_first;
       float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-      for (int ni = 0; ni < 8; ++ni) {
+      for (int ni = 0; ni < NS; ++ni) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           float x = s[ni][e] * sl2;
@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
       m0 = n0, m1 = n1;
       float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-      for (int ni = 0; ni < 8; ++ni) {
+      for (int ni = 0; ni < NS; ++ni) {
         s[ni][0] = exp2f(s[ni][0] - b0);
         s[ni][1] = exp2f(s[ni][1] - b0);
         s[ni][2] = exp2f(s[ni][2] - b1);
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(FlashAttention 
 #pragma unroll
       for (int i = 0; i < NO; ++i) o[i][0] *= c0, o[i][1] *= c0, o[i][2] *= c1, o[i][3] *= c1;
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
+      for (int kk = 0; kk < NS / 2; ++kk) {
         const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
                                 pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
@@ -221,16 +221,31 @@ __global__ void gather_cache_bf16_kernel(KvCache kv, int seq, bf16* dst) {
   }
 }
 
-template <int DK1, int DK, int DV>
+template <int DK1, int DK, int DV, int BQ, int BK, int MinBlocks>
 void launch_flash(const FlashAttention& a, cudaStream_t s) {
-  constexpr int bytes = FlashSmem<DK, DV>::kBytes;
+  constexpr int bytes = FlashSmem<DK, DV, BQ, BK>::kBytes;
+  auto* kernel = flash_prefill_kernel<DK1, DK, DV, BQ, BK, MinBlocks>;
   static bool raised = false;  // per instantiation
   if (!raised) {
-    check_launch(cudaFuncSetAttribute(flash_prefill_kernel<DK1, DK, DV>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), __FILE__,
-                 __LINE__);
+    check_launch(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), __FILE__, __LINE__);
     raised = true;
   }
-  launch(flash_prefill_kernel<DK1, DK, DV>, dim3((a.Tn + kBQ - 1) / kBQ, a.H), dim3(kThreads), bytes, s, a);
+  launch(kernel, dim3((a.Tn + BQ - 1) / BQ, a.H), dim3(BQ / 16 * 32), bytes, s, a);
+}
+
+// Tile shapes (GHOSTLINE_FLASH_TILE=BQxBK: "64x64", "128x64", "64x32", "128x32", read at every
+// call; unset or anything else: the default): BQ query rows a block (a warp per 16 rows), BK keys
+// a tile. 64x64 was the first kernel; 128-row blocks read each key and value tile once for twice
+// the rows (half the L2 -> SM traffic), 32-key tiles halve the shared memory of the stages so
+// that more blocks fit on a multiprocessor (128x32: two blocks of 8 warps, <= 128 registers).
+template <int DK1, int DK, int DV>
+void launch_flash_tiles(const FlashAttention& a, cudaStream_t s) {
+  const char* e = std::getenv("GHOSTLINE_FLASH_TILE");
+  const std::string t = e ? e : "";
+  if (t == "64x64") launch_flash<DK1, DK, DV, 64, 64, 1>(a, s);
+  else if (t == "128x64") launch_flash<DK1, DK, DV, 128, 64, 1>(a, s);
+  else if (t == "64x32") launch_flash<DK1, DK, DV, 64, 32, 1>(a, s);
+  else launch_flash<DK1, DK, DV, 128, 32, 2>(a, s);  // default: 128x32, two blocks of 8 warps per multiprocessor
 }
 
 bool aligned_bf16(const void* p, int64_t ld, int head_stride) {
@@ -253,8 +268,8 @@ void prefill_attention(const FlashAttention& a, cudaStream_t s) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  if (a.dk == 192) launch_flash<128, 192, 128>(a, s);
-  else launch_flash<128, 128, 128>(a, s);
+  if (a.dk == 192) launch_flash_tiles<128, 192, 128>(a, s);
+  else launch_flash_tiles<128, 128, 128>(a, s);
 }
 
 void gather_cache_bf16(KvCache kv, int seq, int n, void* dst, cudaStream_t s) {
