@@ -124,8 +124,9 @@ double step_bytes(const model::ModelConfig& c, const ModelInfo& info, int B, int
 }
 
 // --profile CONFIG: one batch-1 decode step at 2K context between cudaProfilerStart/Stop, for
-// `ncu --profile-from-start off` (eager launches, after warm-up steps).
-int profile_step(const std::string& path) {
+// `ncu --profile-from-start off` (eager launches, after warm-up steps). --profile-prefill CONFIG:
+// one 2,048-token prefill instead (after one warm-up prefill).
+int profile_step(const std::string& path, bool prefill = false) {
   LoadOptions o;
   o.device = Device::Cuda;
   auto loaded = load_model("dummy:" + path, o);
@@ -138,6 +139,12 @@ int profile_step(const std::string& path) {
   Bench b{m, m.info().vocab_size};
   const auto table = blocks(0, kContext + 32);
   b.run(b.sequence(0, kContext, table));
+  if (prefill) {
+    cudaProfilerStart();
+    b.run(b.sequence(0, kContext, table));
+    cudaProfilerStop();
+    return 0;
+  }
   cuda::set_cuda_model_options(m, {false, 64});
   for (int i = 0; i < 4; ++i) {
     const StepBatch d = b.sequence(kContext + i, 1, table);
@@ -163,6 +170,7 @@ int main(int argc, char** argv) {
     else if (a == "--variants") variants = true;
     else if (a == "--verify") verify = true;
     else if (a == "--profile" && i + 1 < argc) return profile_step(argv[++i]);
+    else if (a == "--profile-prefill" && i + 1 < argc) return profile_step(argv[++i], true);
     else configs.push_back(a);
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a log cut by a timeout keeps what was measured
@@ -352,6 +360,29 @@ int main(int argc, char** argv) {
       std::printf("  TTFT 2048 grouped experts: wgmma %.2f ms (%s; a block per item %.2f ms, small tiles on both warpgroups %.2f ms), "
                   "mma.sync (GHOSTLINE_WGMMA=0) %.2f ms\n",
                   with_wgmma, wgmma ? "sm_90a kernel" : "not available here: same kernel", per_item, both_halves, no_wgmma);
+      // This branch's switches, interleaved (two rounds, so that a card that heats up does not
+      // favour the first): flash attention's tile shapes, the old row gather; then per-kernel
+      // tables of the old paths in this process.
+      const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};
+      nlohmann::json tiles_ms;
+      for (int round = 0; round < 2; ++round) {
+        for (const char* t : kTiles) tiles_ms[t].push_back(ttft_with("GHOSTLINE_FLASH_TILE", t));
+        tiles_ms["default"].push_back(ttft());
+        tiles_ms["gather_one_a_thread"].push_back(ttft_with("GHOSTLINE_GATHER_VEC", "0"));
+      }
+      std::printf("  TTFT 2048, flash tiles and gather (two rounds):");
+      for (auto it = tiles_ms.begin(); it != tiles_ms.end(); ++it)
+        std::printf(" %s %.2f/%.2f ms", it.key().c_str(), it.value()[0].get<double>(), it.value()[1].get<double>());
+      std::printf("\n");
+      M["ttft_2048_flash_tiles_ms"] = tiles_ms;
+      for (const char* t : {"64x64", "128x64", "64x32"}) {
+        setenv("GHOSTLINE_FLASH_TILE", t, 1);
+        if (std::string(t) == "64x64") setenv("GHOSTLINE_GATHER_VEC", "0", 1);
+        const std::string what = std::string("prefill 2048, flash tile ") + t + (std::string(t) == "64x64" ? " and the old gather" : "") + ", per kernel";
+        M[std::string("kernels_prefill_2048_flash_") + t] = table(what.c_str(), 1, [&] { ttft_once(); }, 8);
+        unsetenv("GHOSTLINE_FLASH_TILE");
+        unsetenv("GHOSTLINE_GATHER_VEC");
+      }
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
                                     {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},
                                     {"wgmma", with_wgmma}, {"wgmma_block_per_item", per_item}, {"wgmma_small_tiles_both_warpgroups", both_halves},

@@ -572,7 +572,7 @@ std::vector<uint16_t> bf16_random(Rng& rng, size_t n, std::vector<float>& vals) 
 
 // Fused causal attention of Tn new rows after P0 cached positions against a float64 loop over
 // the same bf16 keys and values (the kernel also rounds the queries and probabilities to bf16).
-void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0) {
+void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0, const char* tile) {
   const int N = P0 + Tn, dk1 = 128, dk = mla ? 192 : 128, dv = 128, G = H / Hkv;
   // MLA: expanded [N, H (128 + 128)] (nope key | value per head) + rope keys in a [N, 576] row at
   // 512; GQA: cache rows [N, 2 Hkv d] (keys | values).
@@ -597,7 +597,9 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
   fa.out = out.p, fa.ldo = ldo, fa.o_head_stride = dv;
   fa.dk1 = dk1, fa.dk = dk, fa.dv = dv, fa.H = H, fa.G = G, fa.Tn = Tn, fa.P0 = P0;
   fa.scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  if (*tile) setenv("GHOSTLINE_FLASH_TILE", tile, 1);
   kernels::prefill_attention(fa, nullptr);
+  unsetenv("GHOSTLINE_FLASH_TILE");
   const auto err = device_error();
   auto got = out.download();
   auto key = [&](int j, int hk, int c) -> float {
@@ -629,7 +631,8 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
       for (int c = 0; c < dv; ++c) ref[i * ldo + h * dv + c] = static_cast<float>(o[c] / sum);
     }
   char name[128];
-  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn, P0);
+  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d, tile %s", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn,
+                P0, *tile ? tile : "default");
   rep.check(name, rel_err(got, ref), 1e-2, err);
 }
 
@@ -644,6 +647,35 @@ void gather_cache_bf16_case(Report& rep, Rng& rng) {
   for (int i = 0; i < 130; ++i)
     for (int c = 0; c < kv_dim; ++c) wrong += got[static_cast<size_t>(i) * kv_dim + c] != to_bf16(cache.slot(cache.data, 1, i)[c]);
   rep.check("gather_cache_bf16: a sequence's slots in bf16", wrong, 0.0, err);
+}
+
+// The packed gather of prefill (row j of expert order = token of sorted pair j in bf16), both
+// kernels (GHOSTLINE_GATHER_VEC=0: one value a thread): bit-exact against the host's rounding.
+void moe_gather_case(Report& rep, Rng& rng, int T, int D, kernels::RouteParams rp, bool vec) {
+  const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
+  auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
+  std::vector<int32_t> seq(T, 0);
+  Dev<float> dh(h), drouter(router);
+  Dev<int32_t> dseq(seq);
+  Dev<uint16_t> gin(static_cast<size_t>(P) * D);
+  MoeBuffers mb(P, X);
+  kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, false, nullptr);
+  kernels::moe_sort(T, KP, X, mb.r, nullptr);
+  kernels::MoePadding pad;
+  pad.packed = true;
+  if (!vec) setenv("GHOSTLINE_GATHER_VEC", "0", 1);
+  kernels::moe_gather(dh.p, D, mb.r, KP, P, pad, gin.p, DType::BF16, nullptr);
+  unsetenv("GHOSTLINE_GATHER_VEC");
+  const auto err = device_error();
+  auto got = gin.download();
+  auto sorted = mb.sorted.download();
+  int wrong = 0;
+  for (int j = 0; j < P; ++j)
+    for (int c = 0; c < D; ++c)
+      wrong += got[static_cast<size_t>(j) * D + c] != to_bf16(h[static_cast<size_t>(sorted[j] / KP) * D + c]);
+  char name[128];
+  std::snprintf(name, sizeof name, "moe_gather packed bf16 T=%d D=%d X=%d (%s)", T, D, X, vec ? "8 a thread" : "one a thread");
+  rep.check(name, wrong, 0.0, err);
 }
 
 // Routing, the packed gather, the device tile list and both grouped products against the CPU
@@ -868,10 +900,18 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 4, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, false, 4);
   experts_case(rep, rng, DType::BF16, 6, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, true, 6, true);
   gather_cache_bf16_case(rep, rng);
-  prefill_attention_case(rep, rng, true, 16, 16, 150, 77);
-  prefill_attention_case(rep, rng, true, 16, 16, 193, 0);
-  prefill_attention_case(rep, rng, false, 8, 2, 100, 30);
-  prefill_attention_case(rep, rng, false, 4, 4, 64, 0);
+  for (bool vec : {true, false}) {
+    moe_gather_case(rep, rng, 37, 2048, greedy, vec);
+    moe_gather_case(rep, rng, 20, 264, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, vec);  // D not a multiple of 256 threads x 8
+  }
+  // Every tile shape of the flash kernel (GHOSTLINE_FLASH_TILE; "" = the default).
+  for (const char* tile : {"", "64x64", "128x64", "64x32"}) {
+    prefill_attention_case(rep, rng, true, 16, 16, 150, 77, tile);
+    prefill_attention_case(rep, rng, true, 16, 16, 193, 0, tile);
+    prefill_attention_case(rep, rng, false, 8, 2, 100, 30, tile);
+    prefill_attention_case(rep, rng, false, 4, 4, 64, 0, tile);
+  }
+  prefill_attention_case(rep, rng, true, 4, 4, 300, 0, "");  // 3 blocks of 128 rows, the last partial
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true);
   grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, true);
