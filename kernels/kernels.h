@@ -79,9 +79,11 @@ struct MoeSum {
 };
 
 // For each row t < T: x[t] += delta[t] (when not null) + the MoE sum (when moe.pair_out), then
-// h[t] = rmsnorm(x[t]) * w (when h is not null). x, delta, h are [T, D] dense; D <= 8192, KP <= 32.
+// h[t] = rmsnorm(x[t]) * w (when h is not null), and h in bf16 into h_bf16 when that is not null
+// too (prefill: the products' bf16 input without a convert pass). x, delta, h, h_bf16 are [T, D]
+// dense; D <= 8192, KP <= 32.
 void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
-                      cudaStream_t s);
+                      cudaStream_t s, void* h_bf16 = nullptr);
 // y[r, :n] = rmsnorm(x[r, :n]) * w for `rows` rows with strides ldx / ldy (y may alias x).
 void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s);
 // dst[r, :] = src[idx[r], :] for r < rows (n floats per row).

@@ -25,7 +25,8 @@ namespace ghostline::kernels {
 // dk1 <= c < dk from k2[j * ldk2 + hk * k2_head_stride + c - dk1] (MLA: the expanded nope part
 // per head, the rope part shared by the heads, k2_head_stride 0).
 // Values (bf16): v[j * ldv + hk * v_head_stride + c], c < dv. Output (float32):
-// out[i * ldo + h * o_head_stride + c]. Every bf16 row and head offset 16-byte aligned.
+// out[i * ldo + h * o_head_stride + c], or in bf16 at out_bf16 (same offsets) when that is set
+// (o_proj's input without a convert pass). Every bf16 row and head offset 16-byte aligned.
 struct FlashAttention {
   const float* q = nullptr;
   int64_t ldq = 0;
@@ -40,6 +41,7 @@ struct FlashAttention {
   int64_t ldv = 0;
   int v_head_stride = 0;
   float* out = nullptr;
+  void* out_bf16 = nullptr;  // instead of out when set
   int64_t ldo = 0;
   int o_head_stride = 0;
   int dk1 = 0, dk = 0, dv = 0;

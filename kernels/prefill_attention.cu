@@ -196,12 +196,21 @@ __global__ void __launch_bounds__(kBQ / 16 * 32, kMinBlocks) flash_prefill_kerne
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
   const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-  float* oa = a.out + static_cast<int64_t>(row_a) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
-  float* ob = a.out + static_cast<int64_t>(row_b) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
+  const int64_t off_a = static_cast<int64_t>(row_a) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
+  const int64_t off_b = static_cast<int64_t>(row_b) * a.ldo + static_cast<int64_t>(h) * a.o_head_stride + 2 * t;
+  if (a.out_bf16) {
+    bf16* ob = static_cast<bf16*>(a.out_bf16);
+#pragma unroll
+    for (int ni = 0; ni < NO; ++ni) {
+      if (row_a < a.Tn) *reinterpret_cast<uint32_t*>(ob + off_a + ni * 8) = pack_bf16(o[ni][0] * i0, o[ni][1] * i0);
+      if (row_b < a.Tn) *reinterpret_cast<uint32_t*>(ob + off_b + ni * 8) = pack_bf16(o[ni][2] * i1, o[ni][3] * i1);
+    }
+    return;
+  }
 #pragma unroll
   for (int ni = 0; ni < NO; ++ni) {
-    if (row_a < a.Tn) *reinterpret_cast<float2*>(oa + ni * 8) = make_float2(o[ni][0] * i0, o[ni][1] * i0);
-    if (row_b < a.Tn) *reinterpret_cast<float2*>(ob + ni * 8) = make_float2(o[ni][2] * i1, o[ni][3] * i1);
+    if (row_a < a.Tn) *reinterpret_cast<float2*>(a.out + off_a + ni * 8) = make_float2(o[ni][0] * i0, o[ni][1] * i0);
+    if (row_b < a.Tn) *reinterpret_cast<float2*>(a.out + off_b + ni * 8) = make_float2(o[ni][2] * i1, o[ni][3] * i1);
   }
 }
 
@@ -264,7 +273,7 @@ void prefill_attention(const FlashAttention& a, cudaStream_t s) {
   if (!prefill_attention_supported(a.dk1, a.dk, a.dv) || a.G < 1 || a.H % a.G || !aligned_bf16(a.k1, a.ldk1, a.k1_head_stride) ||
       (two && !aligned_bf16(a.k2, a.ldk2, a.k2_head_stride)) || !aligned_bf16(a.v, a.ldv, a.v_head_stride) || a.ldq % 2 ||
       a.q_head_stride % 2 || (reinterpret_cast<uintptr_t>(a.q) & 7u) || a.ldo % 2 || a.o_head_stride % 2 ||
-      (reinterpret_cast<uintptr_t>(a.out) & 7u)) {
+      (reinterpret_cast<uintptr_t>(a.out) & 7u) || (reinterpret_cast<uintptr_t>(a.out_bf16) & 3u)) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }

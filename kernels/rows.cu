@@ -163,7 +163,7 @@ __global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* 
 // spends much of its time fetching code). Sums in float32; y = w * (x * inv) as the reference.
 template <int kMaxPerThread>
 __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, MoeSum moe, const float* __restrict__ w,
-                                        float eps, float* __restrict__ h, int D) {
+                                        float eps, float* __restrict__ h, int D, bf16* __restrict__ hb) {
   grid_wait();
   __shared__ float scratch[32];
   __shared__ int s_slot[32];
@@ -213,7 +213,11 @@ __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __re
 #pragma unroll
   for (int i = 0; i < kMaxPerThread; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
-    if (idx < D) hr[idx] = w[idx] * (v[i] * inv);
+    if (idx < D) {
+      const float y = w[idx] * (v[i] * inv);
+      hr[idx] = y;
+      if (hb) hb[static_cast<int64_t>(t) * D + idx] = __float2bfloat16_rn(y);
+    }
   }
 }
 
@@ -315,14 +319,15 @@ void embed_rows(const void* table, DType dt, int D, const int32_t* ids, int T, f
 }
 
 void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const float* w, float eps, float* h, int T, int D,
-                      cudaStream_t s) {
+                      cudaStream_t s, void* h_bf16) {
+  auto* hb = h ? static_cast<bf16*>(h_bf16) : nullptr;
   if (D > 512 * 16 || moe.pairs_per_token > 32) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
-  else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
-  else launch(residual_rmsnorm_kernel<16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D);
+  if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+  else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+  else launch(residual_rmsnorm_kernel<16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
 }
 
 void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s) {

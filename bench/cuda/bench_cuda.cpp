@@ -361,14 +361,16 @@ int main(int argc, char** argv) {
                   "mma.sync (GHOSTLINE_WGMMA=0) %.2f ms\n",
                   with_wgmma, wgmma ? "sm_90a kernel" : "not available here: same kernel", per_item, both_halves, no_wgmma);
       // This branch's switches, interleaved (two rounds, so that a card that heats up does not
-      // favour the first): flash attention's tile shapes, the old row gather; then per-kernel
-      // tables of the old paths in this process.
+      // favour the first): flash attention's tile shapes, the old row gather, float32 activations
+      // converted before each product; then per-kernel tables of the old paths in this process
+      // (64x64: every switch of this branch off).
       const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};
       nlohmann::json tiles_ms;
       for (int round = 0; round < 2; ++round) {
         for (const char* t : kTiles) tiles_ms[t].push_back(ttft_with("GHOSTLINE_FLASH_TILE", t));
         tiles_ms["default"].push_back(ttft());
         tiles_ms["gather_one_a_thread"].push_back(ttft_with("GHOSTLINE_GATHER_VEC", "0"));
+        tiles_ms["float32_activations"].push_back(ttft_with("GHOSTLINE_BF16_ACTS", "0"));
       }
       std::printf("  TTFT 2048, flash tiles and gather (two rounds):");
       for (auto it = tiles_ms.begin(); it != tiles_ms.end(); ++it)
@@ -377,11 +379,13 @@ int main(int argc, char** argv) {
       M["ttft_2048_flash_tiles_ms"] = tiles_ms;
       for (const char* t : {"64x64", "128x64", "64x32"}) {
         setenv("GHOSTLINE_FLASH_TILE", t, 1);
-        if (std::string(t) == "64x64") setenv("GHOSTLINE_GATHER_VEC", "0", 1);
-        const std::string what = std::string("prefill 2048, flash tile ") + t + (std::string(t) == "64x64" ? " and the old gather" : "") + ", per kernel";
+        const bool old = std::string(t) == "64x64";
+        if (old) setenv("GHOSTLINE_GATHER_VEC", "0", 1), setenv("GHOSTLINE_BF16_ACTS", "0", 1);
+        const std::string what = std::string("prefill 2048, flash tile ") + t + (old ? ", old gather, float32 activations" : "") + ", per kernel";
         M[std::string("kernels_prefill_2048_flash_") + t] = table(what.c_str(), 1, [&] { ttft_once(); }, 8);
         unsetenv("GHOSTLINE_FLASH_TILE");
         unsetenv("GHOSTLINE_GATHER_VEC");
+        unsetenv("GHOSTLINE_BF16_ACTS");
       }
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
                                     {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},

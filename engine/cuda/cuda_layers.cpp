@@ -54,8 +54,22 @@ kernels::RouteParams CudaModel::route_params(const DeviceLayer& L) const {
   return rp;
 }
 
+void* CudaModel::h_bf16(const Ctx& c) const {
+  return !c.decode && dt_ == DType::BF16 && c.ws->hb && env_on("GHOSTLINE_BF16_ACTS") ? c.ws->hb : nullptr;
+}
+
+bool CudaModel::flash_prefill() const {
+  const bool mla = cfg_.is_mla();
+  return dt_ == DType::BF16 &&
+         kernels::prefill_attention_supported(mla ? cfg_.qk_nope_head_dim : cfg_.head_dim,
+                                              mla ? cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim : cfg_.head_dim,
+                                              mla ? cfg_.v_head_dim : cfg_.head_dim) &&
+         env_on("GHOSTLINE_PREFILL_FLASH");
+}
+
 // y[T, N] = x[T, K] · W^T (+ bias): skinny kernel on the decode path, cuBLAS otherwise.
-void CudaModel::linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy) {
+void CudaModel::linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy,
+                       const void* xb) {
   const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
   if (c.decode) {
     kernels::Skinny s;
@@ -69,7 +83,10 @@ void CudaModel::linear(const Ctx& c, const DMat& w, const float* bias, const flo
   }
   const void* A = x;
   int64_t lda = ldx;
-  if (dt_ == DType::BF16) {
+  if (dt_ == DType::BF16 && xb) {
+    A = xb;
+    lda = K;
+  } else if (dt_ == DType::BF16) {
     kernels::convert_rows(x, ldx, T, K, c.ws->gin, dt_, K, stream_);
     A = c.ws->gin;
     lda = K;
@@ -82,8 +99,9 @@ Expected<void> CudaModel::layers(const Ctx& c) {
   Workspace& ws = *c.ws;
   const int D = cfg_.hidden_size, T = c.T;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  void* hb = h_bf16(c);  // the norms before attention also write h in bf16 (prefill)
   kernels::embed_rows(w_.embed.p, dt_, D, ws.ids(), T, ws.x, stream_);
-  kernels::residual_rmsnorm(ws.x, nullptr, {}, w_.layers[0].input_norm, eps, ws.h, T, D, stream_);
+  kernels::residual_rmsnorm(ws.x, nullptr, {}, w_.layers[0].input_norm, eps, ws.h, T, D, stream_, hb);
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const DeviceLayer& L = w_.layers[l];
     auto a = cfg_.is_mla() ? attention_mla(c, l) : attention_gqa(c, l);
@@ -93,7 +111,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
     if (auto f = ffn(c, l, fused); !f) return f;
     kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
     const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
-    kernels::residual_rmsnorm(ws.x, fused ? ws.delta : nullptr, sum, next, eps, ws.h, T, D, stream_);
+    kernels::residual_rmsnorm(ws.x, fused ? ws.delta : nullptr, sum, next, eps, ws.h, T, D, stream_, l + 1 < cfg_.n_layers ? hb : nullptr);
   }
   kernels::gather_rows(ws.h, D, ws.rows(), c.R, D, ws.hfinal, D, stream_);
   Ctx head = c;
@@ -113,7 +131,7 @@ Expected<void> CudaModel::attention_mla(const Ctx& c, int l) {
   const int n = cfg_.qk_nope_head_dim, p = cfg_.qk_rope_head_dim, r = cfg_.kv_lora_rank, vd = cfg_.v_head_dim;
   const int Nq = qkv_rows(), q_cols = cfg_.q_lora_rank > 0 ? cfg_.q_lora_rank : H * (n + p);
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq);
+  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq, h_bf16(c));
   float* q = ws.qkv;
   int64_t ld_q = Nq;
   if (cfg_.q_lora_rank > 0) {
@@ -146,12 +164,14 @@ Expected<void> CudaModel::attention_mla(const Ctx& c, int l) {
     }
     decode_attention(c, l, c.decode ? T : static_cast<int>(c.host->list.size()));
   }
+  // Every row through the flash kernel: its output in bf16 is o_proj's input (ws.gin).
+  void* attn_b = h_bf16(c) && !any_decode && flash_prefill() ? ws.gin : nullptr;
   if (!c.decode) {
     for (int s = 0; s < c.host->S; ++s)
       if (c.host->prefill_seq[s])
-        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s]); !e) return e;
+        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s], attn_b); !e) return e;
   }
-  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * vd, T, ws.delta, D);
+  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * vd, T, ws.delta, D, attn_b);
   return ok();
 }
 
@@ -161,16 +181,18 @@ Expected<void> CudaModel::attention_gqa(const Ctx& c, int l) {
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, d = cfg_.head_dim;
   const int Nq = qkv_rows();
-  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq);
+  linear(c, L.qkv, L.qkv_bias, ws.h, D, T, ws.qkv, Nq, h_bf16(c));
   kernels::gqa_prep(ws.qkv, Nq, H, Hkv, d, L.q_norm, L.k_norm, static_cast<float>(cfg_.rms_norm_eps), rope_params_, kv_view(l, ws),
                     place(ws), T, stream_);
-  if (c.decode || !c.host->list.empty()) decode_attention(c, l, c.decode ? T : static_cast<int>(c.host->list.size()));
+  const bool any_decode = c.decode || !c.host->list.empty();
+  if (any_decode) decode_attention(c, l, c.decode ? T : static_cast<int>(c.host->list.size()));
+  void* attn_b = h_bf16(c) && !any_decode && flash_prefill() ? ws.gin : nullptr;  // as in attention_mla
   if (!c.decode) {
     for (int s = 0; s < c.host->S; ++s)
       if (c.host->prefill_seq[s])
-        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s]); !e) return e;
+        if (auto e = prefill_attention(c, l, s, c.host->first_token[s], c.host->n_new[s], c.host->n_past[s], attn_b); !e) return e;
   }
-  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * d, T, ws.delta, D);
+  linear(c, L.o, L.o_bias, ws.attn, static_cast<int64_t>(H) * d, T, ws.delta, D, attn_b);
   return ok();
 }
 
@@ -212,7 +234,7 @@ void CudaModel::decode_attention(const Ctx& c, int l, int n_list) {
 // One sequence's new tokens [t0, t0 + Tn) at positions [P0, P0 + Tn) attend to positions
 // [0, P0 + Tn) through cuBLAS: keys and values expanded per head (MLA: from the latent through
 // kv_b_proj), scores for a chunk of query rows, causal softmax, values.
-Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0, int Tn, int P0) {
+Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0, int Tn, int P0, void* out_bf16) {
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int H = cfg_.n_heads, N = P0 + Tn, es = kernels::dtype_size(dt_);
@@ -234,7 +256,7 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
     return o;
   };
   const int64_t tok_out = static_cast<int64_t>(H) * dvh;  // row stride of ws.attn
-  if (dt_ == DType::BF16 && kernels::prefill_attention_supported(mla ? n : d, dk, dvh) && env_on("GHOSTLINE_PREFILL_FLASH")) {
+  if (flash_prefill()) {
     // Fused attention (kernels/prefill_attention.cu) over bf16 keys and values: the sequence's
     // cache rows in bf16 [N, kv_dim] | MLA: kv_b_proj of the latent, bf16 [N, H (n+v)].
     const int64_t o_c = carve(static_cast<int64_t>(N) * kv_dim * 2);
@@ -269,6 +291,7 @@ Expected<void> CudaModel::prefill_attention(const Ctx& c, int l, int seq, int t0
       fa.dk1 = d, fa.dk = d, fa.dv = d, fa.G = H / Hkv;
     }
     fa.out = ws.attn + t0 * tok_out, fa.ldo = tok_out, fa.o_head_stride = dvh;
+    if (out_bf16) fa.out_bf16 = static_cast<uint16_t*>(out_bf16) + t0 * tok_out;
     fa.H = H, fa.Tn = Tn, fa.P0 = P0, fa.scale = softmax_scale_;
     kernels::prefill_attention(fa, stream_);
     return ok();

@@ -146,6 +146,7 @@ Expected<void> CudaModel::size_workspace(Workspace& ws, int T, int R, bool prefi
   if (prefill) {
     nw.gin_elems = std::max({T * H * (n + p), T * head_out, T * D, T * int64_t{std::max(cfg_.q_lora_rank, 1)}, int64_t{R} * D});
     add(&nw.gin, nw.gin_elems * kernels::dtype_size(dt_));
+    if (dt_ == DType::BF16) add(&nw.hb, T * D * 2);
   }
   int64_t total = 0;
   for (auto& [ptr, bytes] : parts) total += align_up(bytes, 256);

@@ -37,6 +37,7 @@ struct Workspace {
   // prefill path only
   void* gin = nullptr;                                   // GEMM inputs in the weight dtype
   int64_t gin_elems = 0;
+  void* hb = nullptr;                                    // bf16 weights: h in bf16 [T, D], written by the norms
   int32_t* ids() const { return meta; }
   int32_t* seq() const { return meta + T; }
   int32_t* pos() const { return meta + 2 * T; }
@@ -104,13 +105,21 @@ class CudaModel final : public Model {
   // Blocks (cuda_layers.cpp).
   kernels::KvCache kv_view(int layer, const Workspace& ws) const;
   kernels::TokenPlace place(const Workspace& ws) const { return {ws.seq(), ws.pos()}; }
-  void linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy);
+  // xb: x in bf16 ([T, K] dense) when a kernel wrote it so already (prefill, bf16 weights): no convert.
+  void linear(const Ctx& c, const DMat& w, const float* bias, const float* x, int64_t ldx, int T, float* y, int64_t ldy,
+              const void* xb = nullptr);
+  // Prefill with bf16 weights: the norms write h in bf16 too and the flash kernel its output
+  // (GHOSTLINE_BF16_ACTS=0: float32 only, converted before each product). ws.hb, or null.
+  void* h_bf16(const Ctx& c) const;
+  bool flash_prefill() const;  // prefill attention through kernels/prefill_attention.cu
   Expected<void> attention_mla(const Ctx& c, int layer);
   Expected<void> attention_gqa(const Ctx& c, int layer);
   // fused_norm: the norm after attention is still to do, with the router logits (rmsnorm_router).
   Expected<void> ffn(const Ctx& c, int layer, bool fused_norm);
   void decode_attention(const Ctx& c, int layer, int n_list);
-  Expected<void> prefill_attention(const Ctx& c, int layer, int seq, int t0, int n_new, int n_past);
+  // out_bf16: the flash kernel writes its output there in bf16 instead of ws.attn (only when
+  // flash_prefill()).
+  Expected<void> prefill_attention(const Ctx& c, int layer, int seq, int t0, int n_new, int n_past, void* out_bf16 = nullptr);
   kernels::RouteParams route_params(const DeviceLayer& L) const;
   int qkv_rows() const;
 

@@ -78,8 +78,9 @@ void residual_rmsnorm_case(Report& rep, Rng& rng) {
   for (int i = 0; i < P; ++i) slot[i] = (i % 4 == 3) ? -1 : perm[i];
   Dev<float> dx(x), dd(delta), dpo(pair_out), dw(w), dpw(pw), dh(T * D);
   Dev<int32_t> dslot(slot);
+  Dev<uint16_t> dhb(T * D);
   kernels::MoeSum sum{dpo.p, dpw.p, dslot.p, KP};
-  kernels::residual_rmsnorm(dx.p, dd.p, sum, dw.p, 1e-6f, dh.p, T, D, nullptr);
+  kernels::residual_rmsnorm(dx.p, dd.p, sum, dw.p, 1e-6f, dh.p, T, D, nullptr, dhb.p);
   std::vector<float> rx = x, rh(T * D);
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < D; ++i) {
@@ -92,7 +93,12 @@ void residual_rmsnorm_case(Report& rep, Rng& rng) {
   }
   const auto err = device_error();
   rep.check("residual_rmsnorm: x += delta + MoE sum", rel_err(dx.download(), rx), 1e-6, err);
-  rep.check("residual_rmsnorm: h = rmsnorm(x) * w", rel_err(dh.download(), rh), 1e-5, err);
+  const auto gh = dh.download();
+  rep.check("residual_rmsnorm: h = rmsnorm(x) * w", rel_err(gh, rh), 1e-5, err);
+  const auto ghb = dhb.download();
+  int wrong = 0;  // the bf16 copy: h rounded to nearest even, bit for bit
+  for (size_t i = 0; i < gh.size(); ++i) wrong += ghb[i] != to_bf16(gh[i]);
+  rep.check("residual_rmsnorm: h in bf16 beside it", wrong, 0.0, err);
 }
 
 // The decode step's fused norm + router logits (decode_fused.cu): h and logits against the CPU
@@ -572,7 +578,7 @@ std::vector<uint16_t> bf16_random(Rng& rng, size_t n, std::vector<float>& vals) 
 
 // Fused causal attention of Tn new rows after P0 cached positions against a float64 loop over
 // the same bf16 keys and values (the kernel also rounds the queries and probabilities to bf16).
-void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0, const char* tile) {
+void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0, const char* tile, bool out_bf16 = false) {
   const int N = P0 + Tn, dk1 = 128, dk = mla ? 192 : 128, dv = 128, G = H / Hkv;
   // MLA: expanded [N, H (128 + 128)] (nope key | value per head) + rope keys in a [N, 576] row at
   // 512; GQA: cache rows [N, 2 Hkv d] (keys | values).
@@ -584,6 +590,7 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
   auto q = rng.normal(static_cast<size_t>(Tn) * ldq);
   Dev<uint16_t> dx(xb), dr(rb);
   Dev<float> dq(q), out(static_cast<size_t>(Tn) * ldo);
+  Dev<uint16_t> outb(out_bf16 ? static_cast<size_t>(Tn) * ldo : 1);
   kernels::FlashAttention fa;
   fa.q = dq.p, fa.ldq = ldq, fa.q_head_stride = dk;
   if (mla) {
@@ -595,6 +602,7 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
     fa.v = dx.p + static_cast<int64_t>(Hkv) * dk, fa.ldv = ld_x, fa.v_head_stride = dv;
   }
   fa.out = out.p, fa.ldo = ldo, fa.o_head_stride = dv;
+  if (out_bf16) fa.out_bf16 = outb.p;
   fa.dk1 = dk1, fa.dk = dk, fa.dv = dv, fa.H = H, fa.G = G, fa.Tn = Tn, fa.P0 = P0;
   fa.scale = 1.0f / std::sqrt(static_cast<float>(dk));
   if (*tile) setenv("GHOSTLINE_FLASH_TILE", tile, 1);
@@ -602,6 +610,10 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
   unsetenv("GHOSTLINE_FLASH_TILE");
   const auto err = device_error();
   auto got = out.download();
+  if (out_bf16) {
+    const auto gb = outb.download();
+    for (size_t i = 0; i < got.size(); ++i) got[i] = from_bf16(gb[i]);
+  }
   auto key = [&](int j, int hk, int c) -> float {
     if (mla) return c < dk1 ? xv[j * ld_x + hk * (dk1 + dv) + c] : rv[j * ld_r + 512 + c - dk1];
     return xv[j * ld_x + hk * dk + c];
@@ -631,8 +643,8 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
       for (int c = 0; c < dv; ++c) ref[i * ldo + h * dv + c] = static_cast<float>(o[c] / sum);
     }
   char name[128];
-  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d, tile %s", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn,
-                P0, *tile ? tile : "default");
+  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d, tile %s%s", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn,
+                P0, *tile ? tile : "default", out_bf16 ? ", bf16 output" : "");
   rep.check(name, rel_err(got, ref), 1e-2, err);
 }
 
@@ -912,6 +924,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
     prefill_attention_case(rep, rng, false, 4, 4, 64, 0, tile);
   }
   prefill_attention_case(rep, rng, true, 4, 4, 300, 0, "");  // 3 blocks of 128 rows, the last partial
+  prefill_attention_case(rep, rng, true, 16, 16, 150, 77, "", true);
+  prefill_attention_case(rep, rng, false, 8, 2, 100, 30, "64x64", true);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true);
   grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, true);
