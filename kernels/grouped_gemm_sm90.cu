@@ -217,22 +217,30 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) d[i] = 0.0f;
-    for (int kt = 0; kt < KT; ++kt, ++it) {
-      const int s = it % kStages;
-      mbar_wait(full0 + 8 * s, (it / kStages) & 1);
-      const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
-      if (!idle) {
+    if (idle) {
+      // Only pass the stages on. The tensor-core loop stays out of any branch that ptxas cannot
+      // prove uniform: a wgmma under `if (!idle)` made ptxas serialize every wgmma of the kernel
+      // (C7520, "wgmma.mma_async instructions are serialized ... in divergent path").
+      for (int kt = 0; kt < KT; ++kt, ++it) {
+        mbar_wait(full0 + 8 * (it % kStages), (it / kStages) & 1);
+        mbar_arrive(empty0 + 8 * (it % kStages));
+      }
+    } else {
+      for (int kt = 0; kt < KT; ++kt, ++it) {
+        const int s = it % kStages;
+        mbar_wait(full0 + 8 * s, (it / kStages) & 1);
+        const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
         wgmma_fence();
 #pragma unroll
         for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
+        wgmma_commit();
+        // The products of the previous stage are done: its slot may be refilled.
+        wgmma_wait<1>();
+        if (kt > 0) mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
       }
-      wgmma_commit();
-      // The products of the previous stage are done: its slot may be refilled.
-      wgmma_wait<1>();
-      if (kt > 0) mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
+      wgmma_wait<0>();
+      mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
     }
-    wgmma_wait<0>();
-    mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
 
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
