@@ -50,17 +50,16 @@ __device__ __forceinline__ void copy_rows(uint8_t* dst, int dst_stride, const bf
   }
 }
 
-template <int DK1, int DK, int DV, int kBQ, int kBK, int kMinBlocks>
-__global__ void __launch_bounds__(kBQ / 16 * 32, kMinBlocks) flash_prefill_kernel(FlashAttention a) {
+// Query rows [q0, q0 + kBQ) of head blockIdx.y, by the whole block.
+template <int DK1, int DK, int DV, int kBQ, int kBK>
+__device__ __forceinline__ void flash_rows(const FlashAttention& a, int q0) {
   constexpr int kThreads = kBQ / 16 * 32, NS = kBK / 8;  // NS: n-tiles of a score tile
   using Sm = FlashSmem<DK, DV, kBQ, kBK>;
   static_assert(DK % 16 == 0 && DV % 16 == 0 && DK1 % 8 == 0 && DK1 <= DK, "head dims");
   constexpr int KS = DK / 16;  // k-steps of S = Q K^T
   constexpr int NO = DV / 8;   // n-tiles of O
-  grid_wait();
   extern __shared__ __align__(16) uint8_t smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBQ;
   const int h = blockIdx.y, hk = h / a.G;
   const bf16* k1 = static_cast<const bf16*>(a.k1) + static_cast<int64_t>(hk) * a.k1_head_stride;
   const bf16* k2 = static_cast<const bf16*>(a.k2) + static_cast<int64_t>(hk) * a.k2_head_stride;
@@ -214,6 +213,18 @@ __global__ void __launch_bounds__(kBQ / 16 * 32, kMinBlocks) flash_prefill_kerne
   }
 }
 
+// paired: block i takes query blocks nq - 1 - i and then i (the causal triangle's long and short
+// rows: every block about the same work, so one wave of blocks ends together; the middle one of
+// an odd count alone). Else block i takes nq - 1 - i only (longest first).
+template <int DK1, int DK, int DV, int kBQ, int kBK, int kMinBlocks>
+__global__ void __launch_bounds__(kBQ / 16 * 32, kMinBlocks) flash_prefill_kernel(FlashAttention a, int paired) {
+  grid_wait();
+  const int nq = (a.Tn + kBQ - 1) / kBQ, first = nq - 1 - static_cast<int>(blockIdx.x);
+  const int passes = paired && static_cast<int>(blockIdx.x) < first ? 2 : 1;
+  for (int pass = 0; pass < passes; ++pass)
+    flash_rows<DK1, DK, DV, kBQ, kBK>(a, (pass == 0 ? first : static_cast<int>(blockIdx.x)) * kBQ);
+}
+
 __global__ void gather_cache_bf16_kernel(KvCache kv, int seq, bf16* dst) {
   grid_wait();
   const int i = blockIdx.x;
@@ -239,7 +250,11 @@ void launch_flash(const FlashAttention& a, cudaStream_t s) {
     check_launch(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), __FILE__, __LINE__);
     raised = true;
   }
-  launch(kernel, dim3((a.Tn + BQ - 1) / BQ, a.H), dim3(BQ / 16 * 32), bytes, s, a);
+  // GHOSTLINE_FLASH_PAIRS=0: a block per query block (read at every call).
+  const char* e = std::getenv("GHOSTLINE_FLASH_PAIRS");
+  const int paired = !(e && e[0] == '0');
+  const int nq = (a.Tn + BQ - 1) / BQ;
+  launch(kernel, dim3(paired ? (nq + 1) / 2 : nq, a.H), dim3(BQ / 16 * 32), bytes, s, a, paired);
 }
 
 // Tile shapes (GHOSTLINE_FLASH_TILE=BQxBK: "64x64", "128x64", "64x32", "128x32", read at every
@@ -247,14 +262,17 @@ void launch_flash(const FlashAttention& a, cudaStream_t s) {
 // a tile. 64x64 was the first kernel; 128-row blocks read each key and value tile once for twice
 // the rows (half the L2 -> SM traffic), 32-key tiles halve the shared memory of the stages so
 // that more blocks fit on a multiprocessor (128x32: two blocks of 8 warps, <= 128 registers).
+// H200, DeepSeek-V2-Lite 2,048-token prefill, a block per query block (19b2f1b): 64x32 4.66 ms,
+// 64x64 4.89, 128x32 5.05, 128x64 5.13 for the 27 layers; ncu: the SMs active only 55-70% of
+// the kernel's time (the causal triangle's short blocks), hence the pairs of query blocks.
 template <int DK1, int DK, int DV>
 void launch_flash_tiles(const FlashAttention& a, cudaStream_t s) {
   const char* e = std::getenv("GHOSTLINE_FLASH_TILE");
   const std::string t = e ? e : "";
   if (t == "64x64") launch_flash<DK1, DK, DV, 64, 64, 1>(a, s);
   else if (t == "128x64") launch_flash<DK1, DK, DV, 128, 64, 1>(a, s);
-  else if (t == "64x32") launch_flash<DK1, DK, DV, 64, 32, 1>(a, s);
-  else launch_flash<DK1, DK, DV, 128, 32, 2>(a, s);  // default: 128x32, two blocks of 8 warps per multiprocessor
+  else if (t == "128x32") launch_flash<DK1, DK, DV, 128, 32, 2>(a, s);
+  else launch_flash<DK1, DK, DV, 64, 32, 1>(a, s);  // default: three blocks of 4 warps a multiprocessor (MLA)
 }
 
 bool aligned_bf16(const void* p, int64_t ld, int head_stride) {

@@ -578,7 +578,8 @@ std::vector<uint16_t> bf16_random(Rng& rng, size_t n, std::vector<float>& vals) 
 
 // Fused causal attention of Tn new rows after P0 cached positions against a float64 loop over
 // the same bf16 keys and values (the kernel also rounds the queries and probabilities to bf16).
-void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0, const char* tile, bool out_bf16 = false) {
+void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int Tn, int P0, const char* tile, bool out_bf16 = false,
+                            bool unpaired = false) {
   const int N = P0 + Tn, dk1 = 128, dk = mla ? 192 : 128, dv = 128, G = H / Hkv;
   // MLA: expanded [N, H (128 + 128)] (nope key | value per head) + rope keys in a [N, 576] row at
   // 512; GQA: cache rows [N, 2 Hkv d] (keys | values).
@@ -606,8 +607,10 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
   fa.dk1 = dk1, fa.dk = dk, fa.dv = dv, fa.H = H, fa.G = G, fa.Tn = Tn, fa.P0 = P0;
   fa.scale = 1.0f / std::sqrt(static_cast<float>(dk));
   if (*tile) setenv("GHOSTLINE_FLASH_TILE", tile, 1);
+  if (unpaired) setenv("GHOSTLINE_FLASH_PAIRS", "0", 1);
   kernels::prefill_attention(fa, nullptr);
   unsetenv("GHOSTLINE_FLASH_TILE");
+  unsetenv("GHOSTLINE_FLASH_PAIRS");
   const auto err = device_error();
   auto got = out.download();
   if (out_bf16) {
@@ -643,8 +646,8 @@ void prefill_attention_case(Report& rep, Rng& rng, bool mla, int H, int Hkv, int
       for (int c = 0; c < dv; ++c) ref[i * ldo + h * dv + c] = static_cast<float>(o[c] / sum);
     }
   char name[128];
-  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d, tile %s%s", mla ? "MLA 192/128" : "GQA 128", H, Hkv, Tn,
-                P0, *tile ? tile : "default", out_bf16 ? ", bf16 output" : "");
+  std::snprintf(name, sizeof name, "prefill_attention %s H=%d/%d Tn=%d after %d, tile %s%s%s", mla ? "MLA 192/128" : "GQA 128", H, Hkv,
+                Tn, P0, *tile ? tile : "default", out_bf16 ? ", bf16 output" : "", unpaired ? ", a block per query block" : "");
   rep.check(name, rel_err(got, ref), 1e-2, err);
 }
 
@@ -926,6 +929,9 @@ void run_op_checks(Report& rep, uint64_t seed) {
   prefill_attention_case(rep, rng, true, 4, 4, 300, 0, "");  // 3 blocks of 128 rows, the last partial
   prefill_attention_case(rep, rng, true, 16, 16, 150, 77, "", true);
   prefill_attention_case(rep, rng, false, 8, 2, 100, 30, "64x64", true);
+  prefill_attention_case(rep, rng, true, 16, 16, 150, 77, "", false, true);
+  prefill_attention_case(rep, rng, false, 8, 2, 200, 30, "64x64", false, true);
+  prefill_attention_case(rep, rng, false, 8, 2, 330, 0, "", false, false);  // 6 query blocks of 64: three pairs
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true);
   grouped_experts_case(rep, rng, 24, 2048, 1408, greedy, false);
   grouped_experts_case(rep, rng, 150, 264, 200, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, true, true);
