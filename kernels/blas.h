@@ -20,9 +20,10 @@ void gemm(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda
           DType dt, float* C, int64_t ldc, float alpha = 1.0f, float beta = 0.0f, const GemmBatch& batch = {});
 
 // As gemm with bf16 A and B, C written in bf16 (float32 accumulation, rounded once): operands
-// of a later tensor-core kernel (the prefill attention's expanded keys and values).
+// of a later tensor-core kernel (the prefill attention's expanded keys and values, the always-on
+// experts' gate/up and down in prefill).
 void gemm_bf16_out(cublasHandle_t handle, int M, int N, int K, const void* A, int64_t lda, const void* B, int64_t ldb, bool b_is_nk,
-                   void* C, int64_t ldc);
+                   void* C, int64_t ldc, const GemmBatch& batch = {});
 
 // While one lives, the per-kernel timing (set_kernel_timing) names this thread's products
 // `label` (a string literal) instead of "cublas gemm": the benchmark's prefill table by phase.

@@ -158,13 +158,16 @@ __global__ void __launch_bounds__(64 * WN) grouped_gemm_kernel(GroupedGemm p) {
                             acc[mi][ni + 4][2 * half + 1]);
         }
       } else {
-        float* out = static_cast<float*>(p.out) + row * p.ldo;
         const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * p.N : nullptr;
+        auto store_row = [&](auto* out) {
 #pragma unroll
-        for (int ni = 0; ni < 8; ++ni) {
-          const int col = nb * kCol + wn * 64 + ni * 8 + 2 * t;
-          if (col < p.N) store_pair(out, bias, col, acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
-        }
+          for (int ni = 0; ni < 8; ++ni) {
+            const int col = nb * kCol + wn * 64 + ni * 8 + 2 * t;
+            if (col < p.N) store_pair(out, bias, col, acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]);
+          }
+        };
+        if (p.out_bf16) store_row(static_cast<bf16*>(p.out) + row * p.ldo);
+        else store_row(static_cast<float*>(p.out) + row * p.ldo);
       }
     }
 }

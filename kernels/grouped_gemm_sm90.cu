@@ -52,6 +52,7 @@ struct WgmmaArgs {
   int N, K;
   int cols;  // weight blocks per tile: work items = tiles x cols
   int skip_idle;  // the second consumer skips tiles of <= 64 rows
+  int out_bf16;   // down: out in bf16
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -258,13 +259,16 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
                             d[4 * (j + 16) + 2 * half + 1]);
         }
       } else {
-        float* out = static_cast<float*>(p.out) + row * p.ldo;
         const float* bias = p.bias ? p.bias + static_cast<int64_t>(e) * p.N : nullptr;
+        auto store_row = [&](auto* out) {
 #pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          const int col = nb * kBN + j * 8 + 2 * t;
-          if (col < p.N) store_pair(out, bias, col, d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
-        }
+          for (int j = 0; j < 32; ++j) {
+            const int col = nb * kBN + j * 8 + 2 * t;
+            if (col < p.N) store_pair(out, bias, col, d[4 * j + 2 * half], d[4 * j + 2 * half + 1]);
+          }
+        };
+        if (p.out_bf16) store_row(static_cast<bf16*>(p.out) + row * p.ldo);
+        else store_row(static_cast<float*>(p.out) + row * p.ldo);
       }
     }
   }
@@ -338,6 +342,7 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
   const uint32_t w_box[3] = {kBK, static_cast<uint32_t>(g.silu ? kBN / 2 : kBN), 1};
   if (!encode(&a.a_map, g.a, 2, a_dims, a_strides, a_box) || !encode(&a.w_map, g.w, 3, w_dims, w_strides, w_box)) return false;
   a.tiles = g.tiles, a.n_tiles = g.n_tiles, a.bias = g.bias, a.out = g.out, a.ldo = g.ldo, a.N = g.N, a.K = g.K;
+  a.out_bf16 = !g.silu && g.out_bf16;
   static bool raised = false;
   if (!raised) {
     check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);

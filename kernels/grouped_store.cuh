@@ -22,4 +22,11 @@ __device__ __forceinline__ void store_pair(float* out, const float* bias, int co
   *reinterpret_cast<float2*>(out + col) = v;
 }
 
+// Down with GroupedGemm::out_bf16: the same rounded to bf16 (half the bytes to write and to read
+// back in the residual norm's MoE sum).
+__device__ __forceinline__ void store_pair(bf16* out, const float* bias, int col, float v0, float v1) {
+  if (bias) v0 += bias[col], v1 += bias[col + 1];
+  *reinterpret_cast<__nv_bfloat162*>(out + col) = __floats2bfloat162_rn(v0, v1);
+}
+
 }  // namespace ghostline::kernels

@@ -76,6 +76,7 @@ struct MoeSum {
   const float* pair_weight = nullptr;  // [T * KP]
   const int32_t* pair_slot = nullptr;  // [T * KP]
   int pairs_per_token = 0;             // KP
+  bool pair_bf16 = false;              // pair_out holds bf16 values (prefill; residual_rmsnorm only)
 };
 
 // For each row t < T: x[t] += delta[t] (when not null) + the MoE sum (when moe.pair_out), then
@@ -94,6 +95,8 @@ void convert_rows(const float* src, int64_t ld_src, int rows, int n, void* dst, 
 void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStream_t s);
 // act[r, j] = silu(gu[r, j]) * gu[r, I + j] for j < I (gu rows of 2I floats); act (dt) rows of ld_act.
 void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s);
+// The same from gate/up sums in bf16 (gu_bf16 [rows, 2I]).
+void silu_mul_rows_bf16(const void* gu_bf16, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s);
 // Uniform values in [-scale, scale) from a counter-based hash of (seed, index); dst in dt.
 void fill_uniform(void* dst, DType dt, int64_t n, float scale, uint64_t seed, cudaStream_t s);
 void fill_value(float* dst, int64_t n, float v, cudaStream_t s);

@@ -70,7 +70,7 @@ int moe_max_tiles(int P, int X);
 // order) against the weights of the tile's expert w + e * w_expert_stride (bf16 [N', K]).
 //   silu: w holds gate rows [0, N) then up rows [N, 2N); out (bf16, ld ldo) = SiLU(a·gate^T + bg)
 //         * (a·up^T + bu), bias [X, 2N] or null;
-//   else: out (float32, ld ldo) = a·w^T + bias, w [N, K], bias [X, N] or null.
+//   else: out (float32, or bf16 with out_bf16; ld ldo) = a·w^T + bias, w [N, K], bias [X, N] or null.
 // Needs K % 8 == 0, N % 2 == 0, lda % 8 == 0 and 16-byte aligned a and w (grouped_gemm_supported).
 // a_rows (the rows a holds) and experts (the weight matrices w holds) bound the Hopper kernel's
 // bulk copies; with either left 0 the call takes the mma.sync kernel.
@@ -84,6 +84,7 @@ struct GroupedGemm {
   const float* bias = nullptr;
   int N = 0, K = 0;
   bool silu = false;
+  bool out_bf16 = false;  // without silu: out in bf16 instead of float32
   void* out = nullptr;
   int64_t ldo = 0;
   const int4* tiles = nullptr;

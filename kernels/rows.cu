@@ -161,7 +161,7 @@ __global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* 
 // that every load of the row is issued before any store (no load waits behind a store it
 // might alias). 512 threads with few elements each keep the code small (a one-block kernel
 // spends much of its time fetching code). Sums in float32; y = w * (x * inv) as the reference.
-template <int kMaxPerThread>
+template <int kMaxPerThread, typename PT>
 __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, MoeSum moe, const float* __restrict__ w,
                                         float eps, float* __restrict__ h, int D, bf16* __restrict__ hb) {
   grid_wait();
@@ -189,11 +189,11 @@ __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __re
   for (int k = 0; k < KP; ++k) {
     const int slot = s_slot[k];
     const float wk = slot >= 0 ? s_w[k] : 0.0f;
-    const float* po = moe.pair_out + static_cast<int64_t>(max(slot, 0)) * D;
+    const PT* po = reinterpret_cast<const PT*>(moe.pair_out) + static_cast<int64_t>(max(slot, 0)) * D;
 #pragma unroll
     for (int i = 0; i < kMaxPerThread; ++i) {
       const int idx = min(static_cast<int>(threadIdx.x + i * blockDim.x), D - 1);
-      m[i] = fmaf(wk, po[idx], m[i]);
+      m[i] = fmaf(wk, to_float(po[idx]), m[i]);
     }
   }
   float ss = 0.0f;
@@ -255,14 +255,22 @@ __global__ void add_bias_kernel(float* y, int64_t ld, int n, const float* bias) 
 }
 
 // Four hidden units per thread, grid-stride over every row (prefill: tens of thousands of rows).
-template <typename T>
-__global__ void silu_mul_kernel(const float* __restrict__ gu, int64_t rows, int I, T* __restrict__ act, int64_t ld_act) {
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const bf16* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.x));
+  const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+template <typename GT, typename T>
+__global__ void silu_mul_kernel(const GT* __restrict__ gu, int64_t rows, int I, T* __restrict__ act, int64_t ld_act) {
   grid_wait();
   const int j = (blockIdx.x * blockDim.x + threadIdx.x) * 4;  // four hidden units per thread, rows along y
   if (j >= I) return;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const float4 g = *reinterpret_cast<const float4*>(gu + r * 2 * I + j);
-    const float4 u = *reinterpret_cast<const float4*>(gu + r * 2 * I + I + j);
+    const float4 g = load4(gu + r * 2 * I + j);
+    const float4 u = load4(gu + r * 2 * I + I + j);
     T* o = act + r * ld_act + j;
     o[0] = from_float<T>(g.x / (1.0f + expf(-g.x)) * u.x);
     o[1] = from_float<T>(g.y / (1.0f + expf(-g.y)) * u.y);
@@ -271,14 +279,14 @@ __global__ void silu_mul_kernel(const float* __restrict__ gu, int64_t rows, int 
   }
 }
 
-template <typename T>
-__global__ void silu_mul_scalar_kernel(const float* gu, int I, T* act, int64_t ld_act) {
+template <typename GT, typename T>
+__global__ void silu_mul_scalar_kernel(const GT* gu, int I, T* act, int64_t ld_act) {
   grid_wait();
-  const float* g = gu + blockIdx.x * static_cast<int64_t>(2 * I);
+  const GT* g = gu + blockIdx.x * static_cast<int64_t>(2 * I);
   T* a = act + blockIdx.x * ld_act;
   for (int j = threadIdx.x; j < I; j += blockDim.x) {
-    const float x = g[j];
-    a[j] = from_float<T>(x / (1.0f + expf(-x)) * g[I + j]);
+    const float x = to_float(g[j]);
+    a[j] = from_float<T>(x / (1.0f + expf(-x)) * to_float(g[I + j]));
   }
 }
 
@@ -325,9 +333,15 @@ void residual_rmsnorm(float* x, const float* delta, const MoeSum& moe, const flo
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
-  else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
-  else launch(residual_rmsnorm_kernel<16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+  if (moe.pair_out && moe.pair_bf16) {
+    if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4, bf16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+    else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8, bf16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+    else launch(residual_rmsnorm_kernel<16, bf16>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+    return;
+  }
+  if (D <= 512 * 4) launch(residual_rmsnorm_kernel<4, float>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+  else if (D <= 512 * 8) launch(residual_rmsnorm_kernel<8, float>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
+  else launch(residual_rmsnorm_kernel<16, float>, dim3(T), dim3(512), 0, s, x, delta, moe, w, eps, h, D, hb);
 }
 
 void rmsnorm_rows(const float* x, int64_t ldx, const float* w, int n, float eps, float* y, int64_t ldy, int rows, cudaStream_t s) {
@@ -349,16 +363,29 @@ void add_bias(float* y, int64_t ld, int rows, int n, const float* bias, cudaStre
   launch(add_bias_kernel, dim3(rows), dim3(row_threads(n)), 0, s, y, ld, n, bias);
 }
 
-void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
+namespace {
+template <typename GT>
+void silu_mul_any(const GT* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
   if (rows <= 0) return;
-  if (I % 4 == 0 && (reinterpret_cast<uintptr_t>(gu) & 15u) == 0) {
+  if (I % 4 == 0 && (reinterpret_cast<uintptr_t>(gu) & (4 * sizeof(GT) - 1)) == 0) {
     const dim3 grid((I / 4 + 255) / 256, static_cast<unsigned>(std::min(rows, 4 * sm_count())));  // blocks loop over rows
-    if (dt == DType::BF16) launch(silu_mul_kernel<bf16>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<bf16*>(act), ld_act);
-    else launch(silu_mul_kernel<float>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<float*>(act), ld_act);
+    if (dt == DType::BF16)
+      launch(silu_mul_kernel<GT, bf16>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<bf16*>(act), ld_act);
+    else launch(silu_mul_kernel<GT, float>, grid, dim3(256), 0, s, gu, static_cast<int64_t>(rows), I, static_cast<float*>(act), ld_act);
     return;
   }
-  if (dt == DType::BF16) launch(silu_mul_scalar_kernel<bf16>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<bf16*>(act), ld_act);
-  else launch(silu_mul_scalar_kernel<float>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<float*>(act), ld_act);
+  if (dt == DType::BF16)
+    launch(silu_mul_scalar_kernel<GT, bf16>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<bf16*>(act), ld_act);
+  else launch(silu_mul_scalar_kernel<GT, float>, dim3(rows), dim3(row_threads(I)), 0, s, gu, I, static_cast<float*>(act), ld_act);
+}
+}  // namespace
+
+void silu_mul_rows(const float* gu, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
+  silu_mul_any(gu, rows, I, act, dt, ld_act, s);
+}
+
+void silu_mul_rows_bf16(const void* gu_bf16, int rows, int I, void* act, DType dt, int64_t ld_act, cudaStream_t s) {
+  silu_mul_any(static_cast<const bf16*>(gu_bf16), rows, I, act, dt, ld_act, s);
 }
 
 void fill_uniform(void* dst, DType dt, int64_t n, float scale, uint64_t seed, cudaStream_t s) {

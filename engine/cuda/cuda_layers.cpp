@@ -99,7 +99,7 @@ Expected<void> CudaModel::layers(const Ctx& c) {
   Workspace& ws = *c.ws;
   const int D = cfg_.hidden_size, T = c.T;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  void* hb = h_bf16(c);  // the norms before attention also write h in bf16 (prefill)
+  void* hb = h_bf16(c);  // the norms before attention and experts also write h in bf16 (prefill)
   kernels::embed_rows(w_.embed.p, dt_, D, ws.ids(), T, ws.x, stream_);
   kernels::residual_rmsnorm(ws.x, nullptr, {}, w_.layers[0].input_norm, eps, ws.h, T, D, stream_, hb);
   for (int l = 0; l < cfg_.n_layers; ++l) {
@@ -107,9 +107,9 @@ Expected<void> CudaModel::layers(const Ctx& c) {
     auto a = cfg_.is_mla() ? attention_mla(c, l) : attention_gqa(c, l);
     if (!a) return a;
     const bool fused = fuse_norm_router(c.decode, L, ws.x, ws.delta, D);  // then ffn norms and routes in one kernel
-    if (!fused) kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_);
+    if (!fused) kernels::residual_rmsnorm(ws.x, ws.delta, {}, L.post_norm, eps, ws.h, T, D, stream_, hb);
     if (auto f = ffn(c, l, fused); !f) return f;
-    kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S};
+    kernels::MoeSum sum{moe_out_, ws.moe.pair_weight, ws.moe.pair_slot, L.K + L.S, moe_out_bf16_};
     const float* next = l + 1 < cfg_.n_layers ? w_.layers[l + 1].input_norm : w_.final_norm;
     kernels::residual_rmsnorm(ws.x, fused ? ws.delta : nullptr, sum, next, eps, ws.h, T, D, stream_, l + 1 < cfg_.n_layers ? hb : nullptr);
   }
@@ -366,7 +366,8 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
-  const bool one = c.decode && T == 1;  // one token: the routing kernel sorts its pairs too
+  const bool one = c.decode && T == 1;
+  moe_out_bf16_ = false;  // one token: the routing kernel sorts its pairs too
   const float* logits = nullptr;
   if (L.E > 0) {
     // Router logits [T, E] in float32 over many blocks (the routing kernel then only picks).
@@ -415,10 +416,15 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     // launches do them all, SiLU(gate) * up fused into the first; the always-on slots are full
     // products of T rows, where cuBLAS runs faster (strided batches, then SiLU * up). No host
     // synchronisation. GHOSTLINE_SHARED_CUBLAS=0 sends the always-on slots to the grouped kernel.
-    // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 [P, D] | tiles |
-    //          always-on gate/up f32 [S T, 2I].
+    // With h in bf16 (h_bf16, no biases): the always-on slots read it in place (only the routed
+    // rows are gathered), their gate/up sums and every expert's outputs are bf16 (the residual
+    // norm reads half the bytes).
+    // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 or bf16 [P, D] |
+    //          tiles | always-on gate/up f32 or bf16 [S T, 2I].
     const int P = T * KP;
     const bool shared_blas = L.S > 0 && env_on("GHOSTLINE_SHARED_CUBLAS");
+    const void* hb = h_bf16(c);
+    const bool b16 = hb && !L.gate_up_bias && !L.down_bias;
     const int Xg = shared_blas ? L.E : X, max_tiles = kernels::moe_max_tiles(shared_blas ? T * L.K : P, Xg);
     const int64_t routed_rows = static_cast<int64_t>(T) * L.K, shared_rows = static_cast<int64_t>(T) * L.S;
     auto up = [](int64_t b) { return (b + 255) / 256 * 256; };
@@ -438,8 +444,18 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     auto* n_tiles = reinterpret_cast<int32_t*>(tiles + max_tiles);
     kernels::MoePadding pad;
     pad.packed = true;
-    kernels::moe_gather(ws.h, D, ws.moe, KP, P, pad, gin, dt_, stream_);
-    if (shared_blas) {
+    // Sorted rows [T K, P) are the always-on slots' (they come last in expert order).
+    kernels::moe_gather(ws.h, D, ws.moe, KP, b16 && shared_blas ? static_cast<int>(routed_rows) : P, pad, gin, dt_, stream_);
+    if (shared_blas && b16) {
+      void* gu = base + in_b + act_b + out_b + tiles_b;
+      kernels::GemmBatch b{L.S, 0, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
+      kernels::gemm_bf16_out(blas_, T, 2 * I, D, hb, D, byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_), D, true, gu, 2 * I, b);
+      void* sact = const_cast<uint8_t*>(byte_at(act, routed_rows * I, dt_));
+      kernels::silu_mul_rows_bf16(gu, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
+      kernels::GemmBatch bd{L.S, static_cast<int64_t>(T) * I, static_cast<int64_t>(D) * I, static_cast<int64_t>(T) * D};
+      kernels::gemm_bf16_out(blas_, T, D, I, sact, I, byte_at(L.down.p, static_cast<int64_t>(L.E) * D * I, dt_), I, true,
+                             reinterpret_cast<uint16_t*>(out) + routed_rows * D, D, bd);
+    } else if (shared_blas) {
       float* gu = reinterpret_cast<float*>(base + in_b + act_b + out_b + tiles_b);
       kernels::GemmBatch b{L.S, static_cast<int64_t>(T) * D, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
       kernels::gemm(blas_, T, 2 * I, D, byte_at(gin, routed_rows * D, dt_), D, byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_),
@@ -458,6 +474,7 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     }
     ++stats.moe_grouped_layers;
     moe_out_ = out;
+    moe_out_bf16_ = b16;
     if (Xg == 0) return ok();
     kernels::moe_tiles(ws.moe.expert_offset, Xg, tiles, n_tiles, stream_);
     kernels::GroupedGemm g;
@@ -467,7 +484,7 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     g.N = I, g.K = D, g.silu = true, g.out = act, g.ldo = I;
     kernels::grouped_gemm(g, stream_);
     g.a = act, g.lda = I, g.w = L.down.p, g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = L.down_bias;
-    g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D;
+    g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D, g.out_bf16 = b16;
     kernels::grouped_gemm(g, stream_);
     return ok();
   }

@@ -147,6 +147,7 @@ class CudaModel final : public Model {
   DeviceBuffer attn_scratch_;   // prefill attention operands
   DeviceBuffer moe_scratch_;    // prefill experts: padded inputs, gate/up, activations, outputs
   const float* moe_out_ = nullptr;  // the experts' outputs of the current layer (ffn sets it)
+  bool moe_out_bf16_ = false;        // ... in bf16 (prefill with h_bf16)
   PinnedBuffer staging_, out_, offsets_;
   DeviceBuffer picks_dev_;      // forward_pick: the picks and the ids on the device
   std::map<std::tuple<int, int, bool>, cudaGraphExec_t> graphs_;  // (T_pad, R_pad, one_seq)

@@ -99,6 +99,57 @@ void residual_rmsnorm_case(Report& rep, Rng& rng) {
   int wrong = 0;  // the bf16 copy: h rounded to nearest even, bit for bit
   for (size_t i = 0; i < gh.size(); ++i) wrong += ghb[i] != to_bf16(gh[i]);
   rep.check("residual_rmsnorm: h in bf16 beside it", wrong, 0.0, err);
+
+  // The MoE sum over bf16 pair outputs (MoeSum::pair_bf16): the reference reads the same bf16 values.
+  std::vector<uint16_t> pbits;
+  std::vector<float> pvals;
+  round_bf16(pair_out, pbits, pvals);
+  Dev<float> dx2(x);
+  Dev<uint16_t> dpo16(pbits);
+  kernels::MoeSum sum16{reinterpret_cast<const float*>(dpo16.p), dpw.p, dslot.p, KP, true};
+  kernels::residual_rmsnorm(dx2.p, dd.p, sum16, dw.p, 1e-6f, dh.p, T, D, nullptr);
+  std::vector<float> rx2 = x;
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < D; ++i) {
+      float m = 0;
+      for (int k = 0; k < KP; ++k)
+        if (slot[t * KP + k] >= 0) m += pw[t * KP + k] * pvals[static_cast<int64_t>(slot[t * KP + k]) * D + i];
+      rx2[t * D + i] += delta[t * D + i] + m;
+    }
+  const auto err2 = device_error();
+  rep.check("residual_rmsnorm: x += delta + MoE sum of bf16 pair outputs", rel_err(dx2.download(), rx2), 1e-6, err2);
+}
+
+// SiLU(gate) * up from float32 and from bf16 gate/up sums (silu_mul_rows, silu_mul_rows_bf16),
+// against the CPU's silu_mul over the same values; the vector kernel (I % 4 == 0) and the scalar one.
+void silu_mul_case(Report& rep, Rng& rng, int rows, int I) {
+  std::vector<uint16_t> bits;
+  std::vector<float> gu;
+  round_bf16(rng.normal(static_cast<size_t>(rows) * 2 * I), bits, gu);
+  Dev<float> dgu(gu);
+  Dev<uint16_t> dgu16(bits), a32(static_cast<size_t>(rows) * I), a16(static_cast<size_t>(rows) * I);
+  kernels::silu_mul_rows(dgu.p, rows, I, a32.p, DType::BF16, I, nullptr);
+  kernels::silu_mul_rows_bf16(dgu16.p, rows, I, a16.p, DType::BF16, I, nullptr);
+  const auto err = device_error();
+  std::vector<float> ref(static_cast<size_t>(rows) * I);
+  for (int r = 0; r < rows; ++r) {
+    std::vector<float> g(gu.begin() + static_cast<int64_t>(r) * 2 * I, gu.begin() + static_cast<int64_t>(r) * 2 * I + I);
+    cpu::silu_mul(g.data(), gu.data() + static_cast<int64_t>(r) * 2 * I + I, I);
+    std::copy(g.begin(), g.end(), ref.begin() + static_cast<int64_t>(r) * I);
+  }
+  auto as_float = [](const std::vector<uint16_t>& v) {
+    std::vector<float> f(v.size());
+    for (size_t i = 0; i < v.size(); ++i) f[i] = from_bf16(v[i]);
+    return f;
+  };
+  const auto g32 = as_float(a32.download()), g16 = as_float(a16.download());
+  int differ = 0;  // the same inputs in two types: the same bf16 results
+  for (size_t i = 0; i < g32.size(); ++i) differ += g32[i] != g16[i];
+  char name[96];
+  std::snprintf(name, sizeof name, "silu_mul_rows bf16 out, rows=%d I=%d: from float32 gate/up", rows, I);
+  rep.check(name, rel_err(g32, ref), 1e-2, err);
+  std::snprintf(name, sizeof name, "silu_mul_rows bf16 out, rows=%d I=%d: from bf16 gate/up, same as from float32", rows, I);
+  rep.check(name, differ, 0.0, err);
 }
 
 // The decode step's fused norm + router logits (decode_fused.cu): h and logits against the CPU
@@ -750,7 +801,10 @@ void grouped_experts_case(Report& rep, Rng& rng, int T, int D, int I, kernels::R
 // of one row, partial and full tiles of 128, a stride of a wider than K, odd N and K. The rows of
 // a and the weights are bf16 values; gate/up + SiLU writes bf16, down float32 (+ bias when given).
 // wgmma as in grouped_experts_case.
-void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, int N, int K, bool silu, bool bias, bool wgmma) {
+// out_bf16 (down only): the outputs in bf16 (GroupedGemm::out_bf16).
+void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, int N, int K, bool silu, bool bias, bool wgmma,
+                       bool out_bf16 = false) {
+  out_bf16 = out_bf16 && !silu;
   const int X = static_cast<int>(groups.size());
   std::vector<int32_t> off(X + 1, 0);
   for (int e = 0; e < X; ++e) off[e + 1] = off[e] + groups[e];
@@ -761,8 +815,9 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
   Weights w(rng, static_cast<int64_t>(X) * Nw, K, DType::BF16);
   auto b = rng.normal(static_cast<size_t>(X) * Nw, 0.1f);
   const int max_tiles = kernels::moe_max_tiles(P, X);
-  Dev<uint16_t> da(abits), out16(silu ? static_cast<size_t>(P) * ldo : 1);
-  Dev<float> db(b), out32(silu ? 1 : static_cast<size_t>(P) * ldo);
+  const bool o16_used = silu || out_bf16;
+  Dev<uint16_t> da(abits), out16(o16_used ? static_cast<size_t>(P) * ldo : 1);
+  Dev<float> db(b), out32(o16_used ? 1 : static_cast<size_t>(P) * ldo);
   Dev<int32_t> doff(off), tiles(static_cast<size_t>(max_tiles) * 4), n_tiles(1);
   auto* tl = reinterpret_cast<int4*>(tiles.p);
   kernels::moe_tiles(doff.p, X, tl, n_tiles.p, nullptr);
@@ -770,7 +825,8 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
   g.tiles = tl, g.n_tiles = n_tiles.p, g.max_tiles = max_tiles, g.a_rows = P, g.experts = X;
   g.a = da.p, g.lda = lda, g.w = w.dev(), g.w_expert_stride = static_cast<int64_t>(Nw) * K, g.bias = bias ? db.p : nullptr;
   g.N = N, g.K = K, g.silu = silu, g.ldo = ldo;
-  g.out = silu ? static_cast<void*>(out16.p) : static_cast<void*>(out32.p);
+  g.out = o16_used ? static_cast<void*>(out16.p) : static_cast<void*>(out32.p);
+  g.out_bf16 = out_bf16;
   if (!wgmma) setenv("GHOSTLINE_WGMMA", "0", 1);
   const bool hopper = wgmma && kernels::grouped_wgmma_available();
   kernels::grouped_gemm(g, nullptr);
@@ -797,7 +853,7 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
           v = dot(n);
         }
         ref[static_cast<int64_t>(r) * N + n] = static_cast<float>(v);
-        got[static_cast<int64_t>(r) * N + n] = silu ? from_bf16(o16[static_cast<int64_t>(r) * ldo + n]) : o32[static_cast<int64_t>(r) * ldo + n];
+        got[static_cast<int64_t>(r) * N + n] = o16_used ? from_bf16(o16[static_cast<int64_t>(r) * ldo + n]) : o32[static_cast<int64_t>(r) * ldo + n];
       }
     }
   std::string sizes;
@@ -808,13 +864,13 @@ void grouped_gemm_case(Report& rep, Rng& rng, const std::vector<int>& groups, in
   char name[160];
   const char* per_item = std::getenv("GHOSTLINE_WGMMA_PERSIST");
   const char* both_halves = std::getenv("GHOSTLINE_WGMMA_HALF");
-  std::snprintf(name, sizeof name, "grouped_gemm %s N=%d K=%d rows {%s}%s %s", silu ? "gate_up (SiLU)" : "down", N, K, sizes.c_str(),
+  std::snprintf(name, sizeof name, "grouped_gemm %s N=%d K=%d rows {%s}%s %s", silu ? "gate_up (SiLU)" : out_bf16 ? "down (bf16 out)" : "down", N, K, sizes.c_str(),
                 bias ? " +bias" : "",
                 !hopper                                  ? "(mma.sync)"
                 : per_item && per_item[0] == '0'         ? "(wgmma, block per item)"
                 : both_halves && both_halves[0] == '0'   ? "(wgmma, small tiles on both warpgroups)"
                                                          : "(wgmma)");
-  rep.check(name, rel_err(got, ref), silu ? 1e-2 : 1e-5, err);
+  rep.check(name, rel_err(got, ref), o16_used ? 1e-2 : 1e-5, err);
 }
 
 }  // namespace
@@ -915,6 +971,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 4, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, false, 4);
   experts_case(rep, rng, DType::BF16, 6, 4096, 11008, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, false, false, true, 6, true);
   gather_cache_bf16_case(rep, rng);
+  silu_mul_case(rep, rng, 37, 1408);
+  silu_mul_case(rep, rng, 5, 30);  // I % 4 != 0: the scalar kernels
   for (bool vec : {true, false}) {
     moe_gather_case(rep, rng, 37, 2048, greedy, vec);
     moe_gather_case(rep, rng, 20, 264, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, vec);  // D not a multiple of 256 threads x 8
@@ -948,6 +1006,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
     grouped_gemm_case(rep, rng, few, 1408, 2048, true, false, hopper);  // DeepSeek-V2-Lite gate/up
     grouped_gemm_case(rep, rng, few, 2048, 1408, false, false, hopper); // DeepSeek-V2-Lite down
     grouped_gemm_case(rep, rng, odd, 330, 136, false, true, hopper);    // down: 2 blocks, the second partial
+    grouped_gemm_case(rep, rng, odd, 330, 136, false, true, hopper, true);       // the same with bf16 outputs
+    grouped_gemm_case(rep, rng, few, 2048, 1408, false, false, hopper, true);  // DeepSeek-V2-Lite down, bf16 outputs
     grouped_gemm_case(rep, rng, {1, 0, 0, 1}, 8, 8, false, false, hopper);
     grouped_gemm_case(rep, rng, {0, 3, 1}, 2, 16, true, true, hopper);
   }
