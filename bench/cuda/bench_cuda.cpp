@@ -363,8 +363,11 @@ int main(int argc, char** argv) {
       // This branch's switches, interleaved (two rounds, so that a card that heats up does not
       // favour the first): flash attention's tile shapes, the old row gather, float32 activations
       // converted before each product; then per-kernel tables of the old paths in this process
-      // (64x64: every switch of this branch off).
+      // (64x64: every switch of this branch off, the wgmma kernel as it was).
       const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};  // 64x32 is the default
+      const std::pair<const char*, const char*> kOldPaths[] = {{"GHOSTLINE_FLASH_TILE", "64x64"}, {"GHOSTLINE_FLASH_PAIRS", "0"},
+                                                               {"GHOSTLINE_GATHER_VEC", "0"},    {"GHOSTLINE_BF16_ACTS", "0"},
+                                                               {"GHOSTLINE_WGMMA_SERIAL", "1"}};
       nlohmann::json tiles_ms;
       for (int round = 0; round < 2; ++round) {
         for (const char* t : kTiles) tiles_ms[t].push_back(ttft_with("GHOSTLINE_FLASH_TILE", t));
@@ -372,6 +375,10 @@ int main(int argc, char** argv) {
         tiles_ms["gather_one_a_thread"].push_back(ttft_with("GHOSTLINE_GATHER_VEC", "0"));
         tiles_ms["float32_activations"].push_back(ttft_with("GHOSTLINE_BF16_ACTS", "0"));
         tiles_ms["flash_unpaired"].push_back(ttft_with("GHOSTLINE_FLASH_PAIRS", "0"));
+        tiles_ms["wgmma_serialized"].push_back(ttft_with("GHOSTLINE_WGMMA_SERIAL", "1"));
+        for (auto [var, value] : kOldPaths) setenv(var, value, 1);
+        tiles_ms["all_old"].push_back(ttft());  // every switch of this branch off
+        for (auto [var, value] : kOldPaths) unsetenv(var);
       }
       std::printf("  TTFT 2048, flash tiles and gather (two rounds):");
       for (auto it = tiles_ms.begin(); it != tiles_ms.end(); ++it)
@@ -382,14 +389,19 @@ int main(int argc, char** argv) {
         const bool old = std::string(t) == "64x64";
         const std::string shape = std::string(t).substr(0, std::string(t).find(' '));  // "64x64 paired" -> "64x64"
         setenv("GHOSTLINE_FLASH_TILE", shape.c_str(), 1);
-        if (old) setenv("GHOSTLINE_GATHER_VEC", "0", 1), setenv("GHOSTLINE_BF16_ACTS", "0", 1), setenv("GHOSTLINE_FLASH_PAIRS", "0", 1);
+        if (old) {
+          setenv("GHOSTLINE_GATHER_VEC", "0", 1), setenv("GHOSTLINE_BF16_ACTS", "0", 1), setenv("GHOSTLINE_FLASH_PAIRS", "0", 1);
+          setenv("GHOSTLINE_WGMMA_SERIAL", "1", 1);
+        }
         const std::string what = std::string("prefill 2048, flash tile ") + t +
-                                 (old ? " (a block per query block), old gather, float32 activations" : "") + ", per kernel";
+                                 (old ? " (a block per query block), old gather, float32 activations, serialized wgmma" : "") +
+                                 ", per kernel";
         M[std::string("kernels_prefill_2048_flash_") + t] = table(what.c_str(), 1, [&] { ttft_once(); }, 8);
         unsetenv("GHOSTLINE_FLASH_TILE");
         unsetenv("GHOSTLINE_GATHER_VEC");
         unsetenv("GHOSTLINE_BF16_ACTS");
         unsetenv("GHOSTLINE_FLASH_PAIRS");
+        unsetenv("GHOSTLINE_WGMMA_SERIAL");
       }
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
                                     {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},
