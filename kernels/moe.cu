@@ -166,6 +166,9 @@ __global__ void route_kernel(const float* h, int D, const float* router, const f
 
 
 // One block: counts per expert, offsets, the active list, and each pair's sorted row.
+// kSortPer: pair ids a thread loads at once past kStablePairs (1 with GHOSTLINE_SORT_BATCH=0: the
+// loop as it was, one load in flight a thread).
+template <int kSortPer>
 __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) {
   grid_wait();
   __shared__ int cnt[kMaxExperts];
@@ -175,10 +178,26 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int e = threadIdx.x; e < X; e += blockDim.x) cnt[e] = 0;
   __syncthreads();
-  for (int p = threadIdx.x; p < P; p += blockDim.x) {
-    const int e = r.pair_expert[p];
-    if (p < kStablePairs) experts[p] = e;
-    if (e >= 0) atomicAdd(&cnt[e], 1);
+  if (P <= kStablePairs) {
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+      const int e = r.pair_expert[p];
+      experts[p] = e;
+      if (e >= 0) atomicAdd(&cnt[e], 1);
+    }
+  } else {
+    // kSortPer expert ids a thread loaded at once, then counted (a prefill's 16K pairs: one
+    // round; one load in flight a thread took ~19 us a layer).
+    for (int p0 = 0; p0 < P; p0 += kSortPer * blockDim.x) {
+      int ev[kSortPer];
+#pragma unroll
+      for (int i = 0; i < kSortPer; ++i) {
+        const int p = p0 + i * blockDim.x + threadIdx.x;
+        ev[i] = p < P ? r.pair_expert[p] : -1;
+      }
+#pragma unroll
+      for (int i = 0; i < kSortPer; ++i)
+        if (ev[i] >= 0) atomicAdd(&cnt[ev[i]], 1);
+    }
   }
   __syncthreads();
   if (warp == 0) {
@@ -224,14 +243,24 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
     __syncthreads();
     for (int e = threadIdx.x; e < X; e += blockDim.x) cnt[e] = off[e];  // cursors
     __syncthreads();
-    for (int p = threadIdx.x; p < P; p += blockDim.x) {
-      const int e = r.pair_expert[p];
-      int slot = -1;
-      if (e >= 0) {
-        slot = atomicAdd(&cnt[e], 1);
-        r.sorted_pair[slot] = p;
+    for (int p0 = 0; p0 < P; p0 += kSortPer * blockDim.x) {
+      int ev[kSortPer];
+#pragma unroll
+      for (int i = 0; i < kSortPer; ++i) {
+        const int p = p0 + i * blockDim.x + threadIdx.x;
+        ev[i] = p < P ? r.pair_expert[p] : -1;
       }
-      r.pair_slot[p] = slot;
+#pragma unroll
+      for (int i = 0; i < kSortPer; ++i) {
+        const int p = p0 + i * blockDim.x + threadIdx.x;
+        if (p >= P) continue;
+        int slot = -1;
+        if (ev[i] >= 0) {
+          slot = atomicAdd(&cnt[ev[i]], 1);
+          r.sorted_pair[slot] = p;
+        }
+        r.pair_slot[p] = slot;
+      }
     }
   }
 }
@@ -295,7 +324,9 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  launch(sort_kernel, dim3(1), dim3(1024), 0, s, T * KP, X, r);
+  const char* e = std::getenv("GHOSTLINE_SORT_BATCH");
+  if (e && e[0] == '0') launch(sort_kernel<1>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
+  else launch(sort_kernel<16>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
 }
 
 void moe_gather(const float* h, int D, const MoeRouting& r, int KP, int P, const MoePadding& pad, void* dst, DType dt, cudaStream_t s) {

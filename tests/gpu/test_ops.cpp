@@ -949,6 +949,12 @@ void run_op_checks(Report& rep, uint64_t seed) {
   causal_softmax_case(rep, rng);
   kernels::RouteParams greedy{64, 6, 2, 1, 1, false, false, 1.0f};
   route_case(rep, rng, "greedy E=64 top-6 + 2 shared", 37, 2048, greedy, 5);
+  // Past 1,024 pairs the sort loads 16 ids a thread at once: 2,400 pairs, and 16,800 (two rounds).
+  route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 300 tokens", 300, 512, greedy, 7);
+  route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 2100 tokens", 2100, 256, greedy, -1);
+  setenv("GHOSTLINE_SORT_BATCH", "0", 1);  // the sort with one id a thread at a time
+  route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 2100 tokens, sort one id at a time", 2100, 256, greedy, -1);
+  unsetenv("GHOSTLINE_SORT_BATCH");
   kernels::RouteParams group{160, 6, 2, 8, 3, true, false, 16.0f};
   route_case(rep, rng, "group-limited E=160 8 groups keep 3", 9, 512, group, -1);
   kernels::RouteParams renorm{128, 8, 0, 1, 1, false, true, 1.0f};
