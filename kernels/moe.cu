@@ -30,6 +30,8 @@ __device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, flo
   }
 }
 
+__device__ __forceinline__ void select_experts(const RouteParams& rp, float* prob, float* gmax, int32_t* pe, float* pw, int lane);
+
 // The routing of token t by one block (the pairs of every path end in r.pair_expert / weight).
 __device__ __forceinline__ void route_token(int t, const float* h, int D, const float* router, const float* logits,
                                             const RouteParams& rp, const int32_t* seq, const MoeRouting& r, float* prob, float* gmax) {
@@ -63,6 +65,12 @@ __device__ __forceinline__ void route_token(int t, const float* h, int D, const 
   }
   __syncthreads();
   if (warp != 0) return;
+  select_experts(rp, prob, gmax, pe, pw, lane);
+}
+
+// By one warp: softmax over the E logits in prob (shared memory, overwritten), the group limit,
+// top-K into pe / pw (the token's routed pairs).
+__device__ __forceinline__ void select_experts(const RouteParams& rp, float* prob, float* gmax, int32_t* pe, float* pw, int lane) {
   // Softmax over the E logits (float32, as the reference routes).
   float m = -INFINITY;
   for (int e = lane; e < rp.E; e += 32) m = fmaxf(m, prob[e]);
@@ -164,6 +172,34 @@ __global__ void route_kernel(const float* h, int D, const float* router, const f
   }
 }
 
+
+// Steps of many tokens with their logits given (prefill, batched decode): a warp per token, 8
+// tokens a block (route_kernel's block per token kept 7 of its 8 warps idle and took ~19 us a
+// layer at 2,048 tokens). GHOSTLINE_ROUTE_WARPS=0 keeps route_kernel.
+constexpr int kRouteWarps = 8;
+constexpr int kRouteWarpExperts = 256;  // prob per warp in shared memory: E up to this
+__global__ void __launch_bounds__(kRouteWarps * 32) route_warps_kernel(const float* logits, RouteParams rp, const int32_t* seq, int T,
+                                                                       MoeRouting r) {
+  grid_wait();
+  __shared__ float prob_all[kRouteWarps][kRouteWarpExperts];
+  __shared__ float gmax_all[kRouteWarps][kMaxGroups];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int t = blockIdx.x * kRouteWarps + warp;
+  if (t >= T) return;
+  const int KP = rp.K + rp.S;
+  int32_t* pe = r.pair_expert + static_cast<int64_t>(t) * KP;
+  float* pw = r.pair_weight + static_cast<int64_t>(t) * KP;
+  if (seq && seq[t] < 0) {
+    for (int k = lane; k < KP; k += 32) pe[k] = -1, pw[k] = 0.0f;
+    return;
+  }
+  for (int s = lane; s < rp.S; s += 32) pe[rp.K + s] = rp.E + s, pw[rp.K + s] = 1.0f;
+  if (rp.E == 0 || rp.K == 0) return;
+  float* prob = prob_all[warp];
+  for (int e = lane; e < rp.E; e += 32) prob[e] = logits[static_cast<int64_t>(t) * rp.E + e];
+  __syncwarp();
+  select_experts(rp, prob, gmax_all[warp], pe, pw, lane);
+}
 
 // One block: counts per expert, offsets, the active list, and each pair's sorted row.
 // kSortPer: pair ids a thread loads at once past kStablePairs (1 with GHOSTLINE_SORT_BATCH=0: the
@@ -314,6 +350,11 @@ void moe_route(const float* h, int D, const float* router, const float* logits, 
                const MoeRouting& r, bool also_sort, cudaStream_t s) {
   if (rp.K + rp.S > 32 || rp.E > kMaxExperts || rp.K > 16 || (rp.group_limited && (rp.n_group > kMaxGroups || rp.n_group < 1 || rp.E % rp.n_group))) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
+    return;
+  }
+  const char* e = std::getenv("GHOSTLINE_ROUTE_WARPS");
+  if (logits && T > 1 && rp.E <= kRouteWarpExperts && !(e && e[0] == '0')) {
+    launch(route_warps_kernel, dim3((T + kRouteWarps - 1) / kRouteWarps), dim3(kRouteWarps * 32), 0, s, logits, rp, seq, T, r);
     return;
   }
   launch(route_kernel, dim3(T), dim3(256), 0, s, h, D, router, logits, rp, seq, r, also_sort && T == 1);

@@ -367,7 +367,8 @@ int main(int argc, char** argv) {
       const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};  // 64x32 is the default
       const std::pair<const char*, const char*> kOldPaths[] = {{"GHOSTLINE_FLASH_TILE", "64x64"}, {"GHOSTLINE_FLASH_PAIRS", "0"},
                                                                {"GHOSTLINE_GATHER_VEC", "0"},    {"GHOSTLINE_BF16_ACTS", "0"},
-                                                               {"GHOSTLINE_WGMMA_SERIAL", "1"},  {"GHOSTLINE_SORT_BATCH", "0"}};
+                                                               {"GHOSTLINE_WGMMA_SERIAL", "1"},  {"GHOSTLINE_SORT_BATCH", "0"},
+                                                               {"GHOSTLINE_ROUTE_WARPS", "0"}};
       nlohmann::json tiles_ms;
       for (int round = 0; round < 2; ++round) {
         for (const char* t : kTiles) tiles_ms[t].push_back(ttft_with("GHOSTLINE_FLASH_TILE", t));
@@ -377,6 +378,7 @@ int main(int argc, char** argv) {
         tiles_ms["flash_unpaired"].push_back(ttft_with("GHOSTLINE_FLASH_PAIRS", "0"));
         tiles_ms["wgmma_serialized"].push_back(ttft_with("GHOSTLINE_WGMMA_SERIAL", "1"));
         tiles_ms["sort_one_load_a_thread"].push_back(ttft_with("GHOSTLINE_SORT_BATCH", "0"));
+        tiles_ms["route_block_per_token"].push_back(ttft_with("GHOSTLINE_ROUTE_WARPS", "0"));
         for (auto [var, value] : kOldPaths) setenv(var, value, 1);
         tiles_ms["all_old"].push_back(ttft());  // every switch of this branch off
         for (auto [var, value] : kOldPaths) unsetenv(var);
@@ -390,20 +392,13 @@ int main(int argc, char** argv) {
         const bool old = std::string(t) == "64x64";
         const std::string shape = std::string(t).substr(0, std::string(t).find(' '));  // "64x64 paired" -> "64x64"
         setenv("GHOSTLINE_FLASH_TILE", shape.c_str(), 1);
-        if (old) {
-          setenv("GHOSTLINE_GATHER_VEC", "0", 1), setenv("GHOSTLINE_BF16_ACTS", "0", 1), setenv("GHOSTLINE_FLASH_PAIRS", "0", 1);
-          setenv("GHOSTLINE_WGMMA_SERIAL", "1", 1), setenv("GHOSTLINE_SORT_BATCH", "0", 1);
-        }
+        if (old)
+          for (auto [var, value] : kOldPaths) setenv(var, value, 1);
         const std::string what = std::string("prefill 2048, flash tile ") + t +
-                                 (old ? " (a block per query block), old gather, float32 activations, serialized wgmma" : "") +
+                                 (old ? ", every old path of this branch (kOldPaths)" : "") +
                                  ", per kernel";
-        M[std::string("kernels_prefill_2048_flash_") + t] = table(what.c_str(), 1, [&] { ttft_once(); }, 8);
-        unsetenv("GHOSTLINE_FLASH_TILE");
-        unsetenv("GHOSTLINE_GATHER_VEC");
-        unsetenv("GHOSTLINE_BF16_ACTS");
-        unsetenv("GHOSTLINE_FLASH_PAIRS");
-        unsetenv("GHOSTLINE_WGMMA_SERIAL");
-        unsetenv("GHOSTLINE_SORT_BATCH");
+        M[std::string("kernels_prefill_2048_flash_") + t] = table(what.c_str(), 1, [&] { ttft_once(); }, old ? 16 : 4);
+        for (auto [var, value] : kOldPaths) unsetenv(var);
       }
       M["ttft_2048_variants_ms"] = {{"flash_and_grouped", both}, {"no_flash", no_flash}, {"no_grouped", no_grouped}, {"neither", neither},
                                     {"grouped_256_wide", wide}, {"always_on_in_grouped", shared_grouped},

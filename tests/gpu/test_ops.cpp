@@ -510,15 +510,23 @@ struct MoeBuffers {
   }
 };
 
-void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token, bool fused = false) {
+// with_logits: the router logits come computed (on the host, as route_ref computes them), as the
+// prefill path passes cuBLAS's: steps of T > 1 then take route_warps_kernel.
+void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token, bool fused = false,
+                bool with_logits = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
   auto h = rng.normal(static_cast<size_t>(T) * D), router = rng.normal(static_cast<size_t>(rp.E) * D, 0.05f);
   std::vector<int32_t> seq(T, 0);
   if (pad_token >= 0) seq[pad_token] = -1;
-  Dev<float> dh(h), drouter(router);
+  std::vector<float> lg(with_logits ? static_cast<size_t>(T) * std::max(rp.E, 1) : 1);
+  if (with_logits)
+    for (int t = 0; t < T; ++t)
+      for (int e = 0; e < rp.E; ++e)
+        lg[static_cast<size_t>(t) * rp.E + e] = cpu::dot_f32(router.data() + static_cast<int64_t>(e) * D, h.data() + static_cast<int64_t>(t) * D, D);
+  Dev<float> dh(h), drouter(router), dlg(lg);
   Dev<int32_t> dseq(seq);
   MoeBuffers mb(P, X);
-  kernels::moe_route(dh.p, D, drouter.p, nullptr, rp, dseq.p, T, mb.r, fused, nullptr);
+  kernels::moe_route(dh.p, D, drouter.p, with_logits ? dlg.p : nullptr, rp, dseq.p, T, mb.r, fused, nullptr);
   if (!fused) kernels::moe_sort(T, KP, X, mb.r, nullptr);
   const auto err = device_error();
   auto pe = mb.pe.download(), slot = mb.slot.download(), sorted = mb.sorted.download(), off = mb.offset.download(),
@@ -952,6 +960,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   // Past 1,024 pairs the sort loads 16 ids a thread at once: 2,400 pairs, and 16,800 (two rounds).
   route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 300 tokens", 300, 512, greedy, 7);
   route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 2100 tokens", 2100, 256, greedy, -1);
+  // Logits given, a warp per token (route_warps_kernel): greedy, group-limited, a padding token.
+  route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 300 tokens, logits given", 300, 512, greedy, 7, false, true);
   setenv("GHOSTLINE_SORT_BATCH", "0", 1);  // the sort with one id a thread at a time
   route_case(rep, rng, "greedy E=64 top-6 + 2 shared, 2100 tokens, sort one id at a time", 2100, 256, greedy, -1);
   unsetenv("GHOSTLINE_SORT_BATCH");
@@ -959,6 +969,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   route_case(rep, rng, "group-limited E=160 8 groups keep 3", 9, 512, group, -1);
   kernels::RouteParams renorm{128, 8, 0, 1, 1, false, true, 1.0f};
   route_case(rep, rng, "renormalised E=128 top-8", 200, 256, renorm, 3);
+  route_case(rep, rng, "group-limited E=160 8 groups keep 3, logits given", 45, 256, group, 3, false, true);
+  route_case(rep, rng, "renormalised E=128 top-8, logits given", 200, 256, renorm, -1, false, true);
   route_case(rep, rng, "one token, sorted by the routing kernel", 1, 2048, greedy, -1, true);
   route_case(rep, rng, "one padding token, sorted by the routing kernel", 1, 2048, greedy, 0, true);
   kernels::RouteParams dense{0, 0, 1, 1, 1, false, false, 1.0f};
