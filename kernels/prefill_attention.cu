@@ -264,15 +264,16 @@ void launch_flash(const FlashAttention& a, cudaStream_t s) {
 // that more blocks fit on a multiprocessor (128x32: two blocks of 8 warps, <= 128 registers).
 // H200, DeepSeek-V2-Lite 2,048-token prefill, a block per query block (19b2f1b): 64x32 4.66 ms,
 // 64x64 4.89, 128x32 5.05, 128x64 5.13 for the 27 layers; ncu: the SMs active only 55-70% of
-// the kernel's time (the causal triangle's short blocks), hence the pairs of query blocks.
+// the kernel's time (the causal triangle's short blocks), hence the pairs of query blocks. With
+// pairs (ed21fe6, same process): 64x64 3.37 ms, 128x64 3.35, 64x32 3.62, 128x32 3.80.
 template <int DK1, int DK, int DV>
 void launch_flash_tiles(const FlashAttention& a, cudaStream_t s) {
   const char* e = std::getenv("GHOSTLINE_FLASH_TILE");
   const std::string t = e ? e : "";
-  if (t == "64x64") launch_flash<DK1, DK, DV, 64, 64, 1>(a, s);
+  if (t == "64x32") launch_flash<DK1, DK, DV, 64, 32, 1>(a, s);
   else if (t == "128x64") launch_flash<DK1, DK, DV, 128, 64, 1>(a, s);
   else if (t == "128x32") launch_flash<DK1, DK, DV, 128, 32, 2>(a, s);
-  else launch_flash<DK1, DK, DV, 64, 32, 1>(a, s);  // default: three blocks of 4 warps a multiprocessor (MLA)
+  else launch_flash<DK1, DK, DV, 64, 64, 1>(a, s);  // default
 }
 
 bool aligned_bf16(const void* p, int64_t ld, int head_stride) {

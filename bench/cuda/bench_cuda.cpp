@@ -364,7 +364,7 @@ int main(int argc, char** argv) {
       // favour the first): flash attention's tile shapes, the old row gather, float32 activations
       // converted before each product; then per-kernel tables of the old paths in this process
       // (64x64: every switch of this branch off, the wgmma kernel as it was).
-      const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};  // 64x32 is the default
+      const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};  // 64x64 is the default
       const std::pair<const char*, const char*> kOldPaths[] = {{"GHOSTLINE_FLASH_TILE", "64x64"}, {"GHOSTLINE_FLASH_PAIRS", "0"},
                                                                {"GHOSTLINE_GATHER_VEC", "0"},    {"GHOSTLINE_BF16_ACTS", "0"},
                                                                {"GHOSTLINE_WGMMA_SERIAL", "1"},  {"GHOSTLINE_SORT_BATCH", "0"},
@@ -379,6 +379,7 @@ int main(int argc, char** argv) {
         tiles_ms["wgmma_serialized"].push_back(ttft_with("GHOSTLINE_WGMMA_SERIAL", "1"));
         tiles_ms["sort_one_load_a_thread"].push_back(ttft_with("GHOSTLINE_SORT_BATCH", "0"));
         tiles_ms["route_block_per_token"].push_back(ttft_with("GHOSTLINE_ROUTE_WARPS", "0"));
+        tiles_ms["float32_expert_outputs"].push_back(ttft_with("GHOSTLINE_BF16_EXPERT_OUT", "0"));
         for (auto [var, value] : kOldPaths) setenv(var, value, 1);
         tiles_ms["all_old"].push_back(ttft());  // every switch of this branch off
         for (auto [var, value] : kOldPaths) unsetenv(var);
@@ -388,10 +389,9 @@ int main(int argc, char** argv) {
         std::printf(" %s %.2f/%.2f ms", it.key().c_str(), it.value()[0].get<double>(), it.value()[1].get<double>());
       std::printf("\n");
       M["ttft_2048_flash_tiles_ms"] = tiles_ms;
-      for (const char* t : {"64x64", "128x64", "128x32", "64x64 paired"}) {
+      for (const char* t : {"64x64", "128x64", "128x32", "64x32"}) {
         const bool old = std::string(t) == "64x64";
-        const std::string shape = std::string(t).substr(0, std::string(t).find(' '));  // "64x64 paired" -> "64x64"
-        setenv("GHOSTLINE_FLASH_TILE", shape.c_str(), 1);
+        setenv("GHOSTLINE_FLASH_TILE", t, 1);
         if (old)
           for (auto [var, value] : kOldPaths) setenv(var, value, 1);
         const std::string what = std::string("prefill 2048, flash tile ") + t +

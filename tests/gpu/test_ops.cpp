@@ -996,7 +996,7 @@ void run_op_checks(Report& rep, uint64_t seed) {
     moe_gather_case(rep, rng, 20, 264, kernels::RouteParams{16, 4, 1, 1, 1, false, true, 1.0f}, vec);  // D not a multiple of 256 threads x 8
   }
   // Every tile shape of the flash kernel (GHOSTLINE_FLASH_TILE; "" = the default).
-  for (const char* tile : {"", "64x64", "128x64", "64x32"}) {
+  for (const char* tile : {"", "64x32", "128x64", "128x32"}) {
     prefill_attention_case(rep, rng, true, 16, 16, 150, 77, tile);
     prefill_attention_case(rep, rng, true, 16, 16, 193, 0, tile);
     prefill_attention_case(rep, rng, false, 8, 2, 100, 30, tile);
