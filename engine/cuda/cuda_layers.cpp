@@ -416,15 +416,19 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     // launches do them all, SiLU(gate) * up fused into the first; the always-on slots are full
     // products of T rows, where cuBLAS runs faster (strided batches, then SiLU * up). No host
     // synchronisation. GHOSTLINE_SHARED_CUBLAS=0 sends the always-on slots to the grouped kernel.
-    // With h in bf16 (h_bf16, no biases): the always-on slots read it in place (only the routed
-    // rows are gathered), their gate/up sums and every expert's outputs are bf16 (the residual
-    // norm reads half the bytes).
+    // With h in bf16 (h_bf16): the always-on slots read it in place (only the routed rows are
+    // gathered). Unless GHOSTLINE_BF16_EXPERT_OUT=0 (and without biases), their gate/up sums and
+    // every expert's outputs are bf16 too (the residual norm reads half the bytes); the bf16
+    // fixtures' prefill errors were a little larger with it on (H200, ed21fe6 with every switch
+    // on, against main's runs: dsv2_tiny median 6.58e-3 -> 7.05e-3, llama_yarn 4.95e-3 -> 5.71e-3;
+    // limit 1e-2).
     // Scratch: gathered rows bf16 [P, D] | activations bf16 [P, I] | outputs f32 or bf16 [P, D] |
     //          tiles | always-on gate/up f32 or bf16 [S T, 2I].
     const int P = T * KP;
     const bool shared_blas = L.S > 0 && env_on("GHOSTLINE_SHARED_CUBLAS");
     const void* hb = h_bf16(c);
-    const bool b16 = hb && !L.gate_up_bias && !L.down_bias;
+    const bool b16_in = hb != nullptr;
+    const bool b16_out = b16_in && !L.gate_up_bias && !L.down_bias && env_on("GHOSTLINE_BF16_EXPERT_OUT");
     const int Xg = shared_blas ? L.E : X, max_tiles = kernels::moe_max_tiles(shared_blas ? T * L.K : P, Xg);
     const int64_t routed_rows = static_cast<int64_t>(T) * L.K, shared_rows = static_cast<int64_t>(T) * L.S;
     auto up = [](int64_t b) { return (b + 255) / 256 * 256; };
@@ -445,36 +449,36 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     kernels::MoePadding pad;
     pad.packed = true;
     // Sorted rows [T K, P) are the always-on slots' (they come last in expert order).
-    kernels::moe_gather(ws.h, D, ws.moe, KP, b16 && shared_blas ? static_cast<int>(routed_rows) : P, pad, gin, dt_, stream_);
-    if (shared_blas && b16) {
+    kernels::moe_gather(ws.h, D, ws.moe, KP, b16_in && shared_blas ? static_cast<int>(routed_rows) : P, pad, gin, dt_, stream_);
+    if (shared_blas) {
+      // A: h in bf16 in place (every slot the same rows: batch stride 0), or the gathered copies.
+      const void* sa = b16_in ? hb : byte_at(gin, routed_rows * D, dt_);
       void* gu = base + in_b + act_b + out_b + tiles_b;
-      kernels::GemmBatch b{L.S, 0, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
-      kernels::gemm_bf16_out(blas_, T, 2 * I, D, hb, D, byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_), D, true, gu, 2 * I, b);
-      void* sact = const_cast<uint8_t*>(byte_at(act, routed_rows * I, dt_));
-      kernels::silu_mul_rows_bf16(gu, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
-      kernels::GemmBatch bd{L.S, static_cast<int64_t>(T) * I, static_cast<int64_t>(D) * I, static_cast<int64_t>(T) * D};
-      kernels::gemm_bf16_out(blas_, T, D, I, sact, I, byte_at(L.down.p, static_cast<int64_t>(L.E) * D * I, dt_), I, true,
-                             reinterpret_cast<uint16_t*>(out) + routed_rows * D, D, bd);
-    } else if (shared_blas) {
-      float* gu = reinterpret_cast<float*>(base + in_b + act_b + out_b + tiles_b);
-      kernels::GemmBatch b{L.S, static_cast<int64_t>(T) * D, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
-      kernels::gemm(blas_, T, 2 * I, D, byte_at(gin, routed_rows * D, dt_), D, byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_),
-                    D, true, dt_, gu, 2 * I, 1.0f, 0.0f, b);
-      for (int sl = 0; sl < L.S && L.gate_up_bias; ++sl)
-        kernels::add_bias(gu + static_cast<int64_t>(sl) * T * 2 * I, 2 * I, T, 2 * I, L.gate_up_bias + static_cast<int64_t>(L.E + sl) * 2 * I,
+      auto* gu32 = static_cast<float*>(gu);
+      const void* wgu = byte_at(L.gate_up.p, static_cast<int64_t>(L.E) * 2 * I * D, dt_);
+      kernels::GemmBatch b{L.S, b16_in ? 0 : static_cast<int64_t>(T) * D, static_cast<int64_t>(2) * I * D, static_cast<int64_t>(T) * 2 * I};
+      if (b16_out) kernels::gemm_bf16_out(blas_, T, 2 * I, D, sa, D, wgu, D, true, gu, 2 * I, b);
+      else kernels::gemm(blas_, T, 2 * I, D, sa, D, wgu, D, true, dt_, gu32, 2 * I, 1.0f, 0.0f, b);
+      for (int sl = 0; sl < L.S && L.gate_up_bias; ++sl)  // (never with b16_out)
+        kernels::add_bias(gu32 + static_cast<int64_t>(sl) * T * 2 * I, 2 * I, T, 2 * I, L.gate_up_bias + static_cast<int64_t>(L.E + sl) * 2 * I,
                           stream_);
       void* sact = const_cast<uint8_t*>(byte_at(act, routed_rows * I, dt_));
-      kernels::silu_mul_rows(gu, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
+      if (b16_out) kernels::silu_mul_rows_bf16(gu, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
+      else kernels::silu_mul_rows(gu32, static_cast<int>(shared_rows), I, sact, dt_, I, stream_);
+      const void* wd = byte_at(L.down.p, static_cast<int64_t>(L.E) * D * I, dt_);
       kernels::GemmBatch bd{L.S, static_cast<int64_t>(T) * I, static_cast<int64_t>(D) * I, static_cast<int64_t>(T) * D};
-      kernels::gemm(blas_, T, D, I, sact, I, byte_at(L.down.p, static_cast<int64_t>(L.E) * D * I, dt_), I, true, dt_, out + routed_rows * D, D,
-                    1.0f, 0.0f, bd);
-      for (int sl = 0; sl < L.S && L.down_bias; ++sl)
-        kernels::add_bias(out + (routed_rows + static_cast<int64_t>(sl) * T) * D, D, T, D, L.down_bias + static_cast<int64_t>(L.E + sl) * D,
-                          stream_);
+      if (b16_out) {
+        kernels::gemm_bf16_out(blas_, T, D, I, sact, I, wd, I, true, reinterpret_cast<uint16_t*>(out) + routed_rows * D, D, bd);
+      } else {
+        kernels::gemm(blas_, T, D, I, sact, I, wd, I, true, dt_, out + routed_rows * D, D, 1.0f, 0.0f, bd);
+        for (int sl = 0; sl < L.S && L.down_bias; ++sl)
+          kernels::add_bias(out + (routed_rows + static_cast<int64_t>(sl) * T) * D, D, T, D, L.down_bias + static_cast<int64_t>(L.E + sl) * D,
+                            stream_);
+      }
     }
     ++stats.moe_grouped_layers;
     moe_out_ = out;
-    moe_out_bf16_ = b16;
+    moe_out_bf16_ = b16_out;
     if (Xg == 0) return ok();
     kernels::moe_tiles(ws.moe.expert_offset, Xg, tiles, n_tiles, stream_);
     kernels::GroupedGemm g;
@@ -484,7 +488,7 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
     g.N = I, g.K = D, g.silu = true, g.out = act, g.ldo = I;
     kernels::grouped_gemm(g, stream_);
     g.a = act, g.lda = I, g.w = L.down.p, g.w_expert_stride = static_cast<int64_t>(D) * I, g.bias = L.down_bias;
-    g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D, g.out_bf16 = b16;
+    g.N = D, g.K = I, g.silu = false, g.out = out, g.ldo = D, g.out_bf16 = b16_out;
     kernels::grouped_gemm(g, stream_);
     return ok();
   }
