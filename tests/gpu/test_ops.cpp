@@ -511,7 +511,7 @@ struct MoeBuffers {
 };
 
 // with_logits: the router logits come computed (on the host, as route_ref computes them), as the
-// prefill path passes cuBLAS's: steps of T > 1 then take route_warps_kernel.
+// prefill path passes cuBLAS's: steps of T >= 128 then take route_warps_kernel.
 void route_case(Report& rep, Rng& rng, const char* label, int T, int D, kernels::RouteParams rp, int pad_token, bool fused = false,
                 bool with_logits = false) {
   const int KP = rp.K + rp.S, X = rp.E + rp.S, P = T * KP;
@@ -969,7 +969,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   route_case(rep, rng, "group-limited E=160 8 groups keep 3", 9, 512, group, -1);
   kernels::RouteParams renorm{128, 8, 0, 1, 1, false, true, 1.0f};
   route_case(rep, rng, "renormalised E=128 top-8", 200, 256, renorm, 3);
-  route_case(rep, rng, "group-limited E=160 8 groups keep 3, logits given", 45, 256, group, 3, false, true);
+  route_case(rep, rng, "group-limited E=160 8 groups keep 3, logits given", 150, 256, group, 3, false, true);
+  route_case(rep, rng, "group-limited E=160 8 groups keep 3, logits given, 45 tokens (a block per token)", 45, 256, group, 3, false, true);
   route_case(rep, rng, "renormalised E=128 top-8, logits given", 200, 256, renorm, -1, false, true);
   route_case(rep, rng, "one token, sorted by the routing kernel", 1, 2048, greedy, -1, true);
   route_case(rep, rng, "one padding token, sorted by the routing kernel", 1, 2048, greedy, 0, true);
