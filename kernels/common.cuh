@@ -145,6 +145,8 @@ __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
 // The multiprocessor count of the current device (cached per process).
 int sm_count();
+// Whether the current device is compute capability 9.0 (cached per device).
+bool device_is_sm90();
 
 // Launches `kernel` on `stream`, with the programmatic-stream-serialization attribute when PDL
 // is on (see set_pdl), and checks the launch.

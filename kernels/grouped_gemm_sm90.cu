@@ -26,6 +26,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/grouped_store.cuh"
+#include "kernels/mbarrier.cuh"
 #include "kernels/prefill.h"
 
 namespace ghostline::kernels {
@@ -56,37 +57,6 @@ struct WgmmaArgs {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-
-__device__ __forceinline__ uint32_t sm_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Waits for the phase of parity `parity` to complete. A stage that never completes (a copy that
-// faulted, a pipeline bug) traps after ~2^33 cycles (seconds) rather than hanging the stream.
-__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile(
-      "{\n.reg .pred p;\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  if (mbar_try_wait(bar, parity)) return;
-  const long long t0 = clock64();
-  while (!mbar_try_wait(bar, parity))
-    if (clock64() - t0 > (1ll << 33)) __trap();
-}
 
 // Bulk tensor copies into shared memory, completing on `bar` (coordinates innermost first).
 __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
@@ -317,6 +287,8 @@ bool encode(CUtensorMap* map, const void* ptr, int rank, const uint64_t* dims, c
             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+}  // namespace
+
 // Whether the current device is compute capability 9.0 (cached per device).
 bool device_is_sm90() {
   static int cc[64];  // 0 unknown, 1 yes, 2 no
@@ -330,8 +302,6 @@ bool device_is_sm90() {
   }
   return cc[dev] == 1;
 }
-
-}  // namespace
 
 bool grouped_wgmma_available() {
 #if defined(GHOSTLINE_SM90A)
