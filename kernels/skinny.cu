@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "kernels/common.cuh"
+#include "kernels/moe_stream.h"
 #include "kernels/skinny_mma.h"
 
 namespace ghostline::kernels {
@@ -456,21 +457,8 @@ void run(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s)
 //   back (gate/up between) it is final there; it is checked after the wait, and the rows are
 //   loaded again when it differs, so the result never depends on that order.
 // x (h, or the pair's activations) is read after the wait into shared memory.
-struct OneArgs {
-  const void* w;
-  int64_t w_batch;
-  const float* x;
-  int64_t ldx;
-  float* y;
-  int64_t ldy;
-  const float* bias;
-  int64_t bias_batch;
-  int N, K;
-  const int32_t* pair_expert;
-  const int32_t* pair_slot;
-  int n_routed, E, X, KP;
-};
-
+// On Hopper with bf16 weights moe_stream.cu's persistent kernels take these calls instead
+// (GHOSTLINE_MOE_STREAM=0: these).
 template <typename WT, int R, int NCH, int MODE>
 __device__ __forceinline__ void one_load(const OneArgs& a, int e, int n0, int lane, Raw8<WT> (&raw)[NCH][R]) {
   constexpr int OUT = MODE == kGateUp ? R / 2 : R;
@@ -583,6 +571,7 @@ void moe_gate_up_one(const float* h, int D, const void* w_gu, DType wt, const fl
   a.N = I, a.K = D;
   a.pair_expert = r.pair_expert, a.pair_slot = r.pair_slot;
   a.n_routed = rp.K, a.E = rp.E, a.X = rp.E + rp.S, a.KP = rp.K + rp.S;
+  if (wt == DType::BF16 && moe_stream_gate_up(a, s)) return;
   run_one<kGateUp>(a, wt, a.KP, s);
 }
 
@@ -600,11 +589,13 @@ void moe_down_one(const float* act, int I, const void* w_down, DType wt, const f
   a.N = D, a.K = I;
   a.pair_expert = r.pair_expert, a.pair_slot = r.pair_slot;
   a.n_routed = rp.K, a.E = rp.E, a.X = rp.E + rp.S, a.KP = rp.K + rp.S;
+  if (wt == DType::BF16 && moe_stream_down(a, s)) return;
   run_one<kDown>(a, wt, a.KP, s);
 }
 
 void skinny_gemm(const Skinny& p, cudaStream_t s) {
   if (p.T <= 0) return;
+  if (p.T == 1 && p.batch == 1 && p.wt == DType::BF16 && p.ldw == p.K && skinny_stream(p.w, p.x, p.y, p.bias, p.N, p.K, s)) return;
   SkinnyArgs a{};
   a.w = p.w, a.ldw = p.ldw, a.w_batch = p.w_batch;
   a.x = p.x, a.ldx = p.ldx, a.x_batch = p.x_batch;

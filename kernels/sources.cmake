@@ -4,6 +4,7 @@ set(GHOSTLINE_KERNEL_SOURCES
   rows.cu
   skinny.cu
   skinny_mma.cu
+  moe_stream.cu
   rope.cu
   attention.cu
   moe.cu

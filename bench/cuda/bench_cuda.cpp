@@ -285,6 +285,29 @@ int main(int argc, char** argv) {
       std::printf("  batch 1 variants: no PDL %.3f ms (%.0f tok/s), no graphs %.3f ms (%.0f tok/s)\n", no_pdl, 1000.0 / no_pdl, eager,
                   1000.0 / eager);
       M["decode_variants_batch1"] = {{"no_pdl_step_ms", no_pdl}, {"no_graphs_step_ms", eager}};
+      // The streamed kernels (kernels/moe_stream.cu: one token's experts, plain one-row products)
+      // against the kernels before them (GHOSTLINE_MOE_STREAM=0, GHOSTLINE_SKINNY_STREAM=0), each
+      // combination twice, interleaved, the graphs captured again for each measurement.
+      const std::vector<std::pair<const char*, std::vector<const char*>>> combos = {
+          {"streamed experts + plain", {}},
+          {"streamed experts only (SKINNY_STREAM=0)", {"GHOSTLINE_SKINNY_STREAM"}},
+          {"streamed plain only (MOE_STREAM=0)", {"GHOSTLINE_MOE_STREAM"}},
+          {"neither (both =0)", {"GHOSTLINE_MOE_STREAM", "GHOSTLINE_SKINNY_STREAM"}}};
+      std::vector<std::vector<double>> stream_ms(combos.size());
+      for (int round = 0; round < 2; ++round)
+        for (size_t c = 0; c < combos.size(); ++c) {
+          for (const char* var : combos[c].second) setenv(var, "0", 1);
+          cuda::set_cuda_model_options(m, {true, 64});
+          stream_ms[c].push_back(decode(1));
+          unsetenv("GHOSTLINE_MOE_STREAM");
+          unsetenv("GHOSTLINE_SKINNY_STREAM");
+        }
+      cuda::set_cuda_model_options(m, {true, 64});
+      for (size_t c = 0; c < combos.size(); ++c) {
+        std::printf("  batch 1, %-42s %.3f, %.3f ms (%.0f tok/s)\n", combos[c].first, stream_ms[c][0], stream_ms[c][1],
+                    2000.0 / (stream_ms[c][0] + stream_ms[c][1]));
+        M["decode_batch1_stream_variants"].push_back({{"variant", combos[c].first}, {"step_ms", stream_ms[c]}});
+      }
     }
 
     // Where the time goes: a batch-1 decode step (eager launches) and a 2,048-token prefill, with
@@ -310,6 +333,15 @@ int main(int argc, char** argv) {
       M["kernels_decode_batch" + std::to_string(B)] = table(what.c_str(), 4, [&] {
         for (int i = 0; i < 4; ++i) b.run(b.decode(tables, B, kContext + i));
       });
+    }
+    if (variants) {
+      setenv("GHOSTLINE_MOE_STREAM", "0", 1);
+      setenv("GHOSTLINE_SKINNY_STREAM", "0", 1);
+      M["kernels_decode_batch1_not_streamed"] = table("decode batch 1, eager, per kernel, GHOSTLINE_MOE_STREAM=0 GHOSTLINE_SKINNY_STREAM=0", 4, [&] {
+        for (int i = 0; i < 4; ++i) b.run(b.decode(tables, 1, kContext + i));
+      }, 8);
+      unsetenv("GHOSTLINE_MOE_STREAM");
+      unsetenv("GHOSTLINE_SKINNY_STREAM");
     }
     cuda::set_cuda_model_options(m, {true, 64});
     if (prefill_max >= 2048 && !verify) {

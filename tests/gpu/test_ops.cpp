@@ -199,9 +199,12 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
   kernels::skinny_gemm(s, nullptr);
   const std::vector<float> ref = batched_ref(W, x, bias ? b.data() : nullptr, batch, T, N, K);
   const auto err = device_error();
-  char name[128];
-  std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
-                bias ? " +bias" : "");
+  char name[160];
+  // One bf16 row: the streamed kernel (moe_stream.cu) on an sm_90 device unless GHOSTLINE_SKINNY_STREAM=0.
+  const char* st = std::getenv("GHOSTLINE_SKINNY_STREAM");
+  const char* variant = T != 1 || batch != 1 || dt != DType::BF16 ? "" : st && st[0] == '0' ? " (one-row kernel)" : " (streamed on sm_90)";
+  std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
+                bias ? " +bias" : "", variant);
   rep.check(name, rel_err(dy.download(), ref), 2e-6, err);
 }
 
@@ -619,11 +622,18 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
                bias ? bd.data() : nullptr, y);
     worst = std::max(worst, rel_err(got.data() + static_cast<int64_t>(slot[q]) * D, y.data(), D));
   }
-  char name[128];
+  char name[192];
   const bool mma = max_rows >= 2 && max_rows <= 8 && (one_slot || max_rows >= 4) && dt == DType::BF16 && kernels::skinny_mma_on();
-  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
+  // One token, bf16: the streamed kernels (moe_stream.cu) on an sm_90 device unless
+  // GHOSTLINE_MOE_STREAM=0 (a block per slot); =2 gives down's early requests wrong experts.
+  const char* st = std::getenv("GHOSTLINE_MOE_STREAM");
+  const char* variant = !one || dt != DType::BF16 ? ""
+                        : st && st[0] == '0'     ? " (block per slot)"
+                        : st && st[0] == '2'     ? " (streamed on sm_90, wrong early hints)"
+                                                 : " (streamed on sm_90)";
+  std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
                 dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
-                mma ? " (tensor cores)" : "", one_slot ? " (one slot, rows = tokens)" : "");
+                mma ? " (tensor cores)" : "", one_slot ? " (one slot, rows = tokens)" : "", variant);
   rep.check(name, worst, mma ? 1e-5 : 2e-6, err);  // tensor cores: see skinny_mma_case
 }
 
@@ -902,6 +912,15 @@ void run_op_checks(Report& rep, uint64_t seed) {
     skinny_case(rep, rng, dt, 2, 1000, 1408, 1, true);   // a few rows: plain_few_rows
     skinny_case(rep, rng, dt, 4, 512, 128, 16, false);   // a few rows, batched
   }
+  // One bf16 row: odd N (a last item of one row), K not a multiple of 256, fewer items than
+  // multiprocessors, the DeepSeek-V2-Lite q + kv_a shape; then the one-row kernel.
+  skinny_case(rep, rng, DType::BF16, 1, 3648, 2048, 1, true);
+  skinny_case(rep, rng, DType::BF16, 1, 77, 264, 1, true);
+  skinny_case(rep, rng, DType::BF16, 1, 5, 48, 1, false);
+  setenv("GHOSTLINE_SKINNY_STREAM", "0", 1);
+  skinny_case(rep, rng, DType::BF16, 1, 2048, 2048, 1, false);
+  skinny_case(rep, rng, DType::BF16, 1, 77, 264, 1, true);
+  unsetenv("GHOSTLINE_SKINNY_STREAM");
   skinny_mma_case(rep, rng, 2, 4096, 4096, 1, false);   // o_proj of DeepSeek-Coder-6.7B, k = 2
   skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true);    // K % 32 != 0: a partial last window
   skinny_mma_case(rep, rng, 5, 77, 264, 1, true);       // N % 16 != 0
@@ -980,8 +999,19 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
-  experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy, true, true);  // down: 6 chunks of 256 a lane
-  experts_case(rep, rng, DType::BF16, 1, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, true, true);
+  // One token's bf16 experts: the streamed kernels, the block-per-slot ones, the streamed ones
+  // with wrong early hints. Shapes: DeepSeek-V2-Lite (down: 6 chunks of 256 a lane), no always-on
+  // slot + bias, K not a multiple of 256, fewer items than multiprocessors, 32 slots, a dense slot.
+  for (const char* v : {"1", "0", "2"}) {
+    setenv("GHOSTLINE_MOE_STREAM", v, 1);
+    experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 264, 136, kernels::RouteParams{16, 4, 1, 1, 1, false, false, 1.0f}, true, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 256, 128, kernels::RouteParams{64, 16, 16, 1, 1, false, false, 1.0f}, true, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 520, 1032, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, true, true);
+  }
+  unsetenv("GHOSTLINE_MOE_STREAM");
   experts_case(rep, rng, DType::F32, 1, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, true, true, true);
   experts_case(rep, rng, DType::F32, 1, 520, 1032, kernels::RouteParams{0, 0, 1, 1, 1, false, false, 1.0f}, true, true);  // dense slot
   // 2..8 tokens: each expert's weights once for all its rows on tensor cores (skinny_mma.cu).
