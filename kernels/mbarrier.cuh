@@ -47,6 +47,16 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, int byt
                : "memory");
 }
 
+// 16 bytes from global `src` to shared `dst` (both 16-byte aligned), not kept in L1.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(reinterpret_cast<uint64_t>(src)) : "memory");
+}
+// One arrival on `bar` once every cp.async this thread issued before has landed (counted in the
+// barrier's expected arrivals).
+__device__ __forceinline__ void cp_async_arrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 #endif  // __CUDA_ARCH__ >= 900
 
 }  // namespace ghostline::kernels

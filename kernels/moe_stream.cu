@@ -1,5 +1,5 @@
 // One token's experts on Hopper (sm_90): moe_gate_up_one / moe_down_one with the weights streamed
-// through a ring of shared-memory stages by bulk copies, so that every multiprocessor keeps ~100 KB
+// through a ring of shared-memory stages, so that every multiprocessor keeps up to ~100 KB
 // requested for the whole kernel. The kernel they replace (moe_one_kernel, skinny.cu) runs ~5
 // waves of short blocks, each paying its own chain (wait -> expert id -> weights -> FMAs -> exit)
 // with nothing in flight between them.
@@ -8,8 +8,10 @@
 // (gate/up: gate row n0 and up row N + n0, OUT = 1; down: rows n0 and n0 + 1, OUT = 2). Items run
 // in slot order from the last slot (the always-on experts first), rows fastest; block b of G (one
 // block per multiprocessor) takes items b, b + G, ...
-// Warp 0 produces: one lane waits for a stage to be free, notes which expert it will hold and
-// issues the row copies on the stage's `full` barrier. Before the launch wait it fills the ring
+// Warp 0 produces: it waits for a stage to be free, notes which expert it will hold and copies
+// the rows with cp.async (16 bytes a lane, each lane's arrival on the stage's `full` barrier
+// made when its pieces have landed; GHOSTLINE_MOE_STREAM=3 / GHOSTLINE_SKINNY_STREAM=3: one lane
+// issues two bulk copies instead, which ran at ~2.3 TB/s on an H200). Before the wait it fills the ring
 // with the items whose expert it knows (gate/up: the always-on slots; down: every slot, as
 // pair_expert reads then: moe_route ran two launches before), after the wait the rest from the
 // final ids. Warps 1..8 consume items j = w - 1 (mod 8): x from shared memory (loaded after the
@@ -47,6 +49,7 @@ struct StreamArgs {
   int x_floats;        // floats per x row in shared memory (K rounded up to 256)
   int bad_hint;        // tests: down's requests before the wait use another expert
   int plain;           // down mode without routing: one slot, expert 0, output row 0
+  int tma;             // the stages filled by bulk copies (else cp.async)
 };
 
 __host__ __device__ constexpr int out_rows(int mode) { return mode == kGateUp ? 1 : 2; }
@@ -94,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, 1) moe_stream_kernel(const __grid_co
   const int mine = b < items ? (items - 1 - b) / G + 1 : 0;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < p.stages; ++s) mbar_init(full0 + 8 * s, 1), mbar_init(empty0 + 8 * s, 1);
+    for (int s = 0; s < p.stages; ++s) mbar_init(full0 + 8 * s, p.tma ? 1 : 33), mbar_init(empty0 + 8 * s, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -106,58 +109,83 @@ __global__ void __launch_bounds__(kThreads, 1) moe_stream_kernel(const __grid_co
   const int row_bytes = a.K * 2;
 
   if (warp == 0) {
-    // Item j into stage j % stages once its previous item there is released; e < 0: no copy.
+    // The producer warp: item j into stage j % stages once its previous item there is released
+    // (e < 0: no copy, the stage completes empty). Cp.async: every lane copies 16-byte pieces and
+    // arrives when they have landed, lane 0 once more after noting the expert (33 arrivals);
+    // bulk copies (p.tma): lane 0 alone (one arrival plus the bytes).
     auto issue = [&](int j, int e) {
       const int s = j % p.stages;
       if (j >= p.stages) mbar_wait(empty0 + 8 * s, ((j / p.stages) - 1) & 1);
-      stage_expert[s] = e;
       const uint32_t bar = full0 + 8 * s, dst = ring + s * p.stage_bytes;
-      if (e < 0 || e >= a.X) {
-        mbar_arrive(bar);
-        return;
-      }
+      const bool valid = e >= 0 && e < a.X;
       int slot, n0;
       item(j, slot, n0);
-      const uint8_t* W = static_cast<const uint8_t*>(a.w) + static_cast<int64_t>(e) * a.w_batch * 2;
+      const uint8_t* W = static_cast<const uint8_t*>(a.w) + static_cast<int64_t>(valid ? e : 0) * a.w_batch * 2;
       const bool two = MODE == kGateUp || n0 + 1 < a.N;
-      const int64_t r1 = MODE == kGateUp ? a.N + n0 : n0 + 1;
-      mbar_expect_tx(bar, (two ? 2 : 1) * row_bytes);
-      bulk_copy(dst, W + static_cast<int64_t>(n0) * row_bytes, row_bytes, bar);
-      if (two) bulk_copy(dst + row_bytes, W + r1 * row_bytes, row_bytes, bar);
+      const uint8_t* src0 = W + static_cast<int64_t>(n0) * row_bytes;
+      const uint8_t* src1 = W + static_cast<int64_t>(MODE == kGateUp ? a.N + n0 : n0 + 1) * row_bytes;
+      if (p.tma) {
+        if (lane != 0) return;
+        stage_expert[s] = e;
+        if (!valid) {
+          mbar_arrive(bar);
+          return;
+        }
+        mbar_expect_tx(bar, (two ? 2 : 1) * row_bytes);
+        bulk_copy(dst, src0, row_bytes, bar);
+        if (two) bulk_copy(dst + row_bytes, src1, row_bytes, bar);
+        return;
+      }
+      if (valid) {
+        for (int off = lane * 16; off < row_bytes; off += 512) {
+          cp_async16(dst + off, src0 + off);
+          if (two) cp_async16(dst + row_bytes + off, src1 + off);
+        }
+      }
+      cp_async_arrive(bar);
+      if (lane == 0) {
+        stage_expert[s] = e;
+        mbar_arrive(bar);
+      }
     };
     if (MODE == kDown && lane < a.KP) slot_expert[lane] = p.plain ? 0 : __ldcg(a.pair_expert + lane);  // hints
     __syncwarp();
     int j = 0;
-    if (lane == 0) {
-      for (; j < min(mine, p.stages); ++j) {
-        int slot, n0;
-        item(j, slot, n0);
-        int e = MODE == kGateUp ? (slot >= a.n_routed ? a.E + slot - a.n_routed : -1) : slot_expert[slot];
-        if (e < 0 || e >= a.X) break;
-        if (MODE == kDown && p.bad_hint) e = (e + 1) % a.X;
-        issue(j, e);
-      }
+    for (; j < min(mine, p.stages); ++j) {
+      int slot, n0;
+      item(j, slot, n0);
+      int e = MODE == kGateUp ? (slot >= a.n_routed ? a.E + slot - a.n_routed : -1) : slot_expert[slot];
+      if (e < 0 || e >= a.X) break;
+      if (MODE == kDown && p.bad_hint) e = (e + 1) % a.X;
+      issue(j, e);
     }
     __syncwarp();
     grid_wait();
     if (lane < a.KP) slot_expert[lane] = p.plain ? 0 : __ldcg(a.pair_expert + lane);
     __syncwarp();
-    if (lane == 0) {
-      for (; j < mine; ++j) {
-        int slot, n0;
-        item(j, slot, n0);
-        issue(j, slot_expert[slot]);
-      }
+    for (; j < mine; ++j) {
+      int slot, n0;
+      item(j, slot, n0);
+      issue(j, slot_expert[slot]);
     }
     return;
   }
 
   grid_wait();
-  const int k4 = a.K / 4;
-  for (int i = threadIdx.x - 32; i < x_rows * k4; i += 32 * kConsumers) {
-    const int r = i / k4, g = i - r * k4, c = g >> 6, w = g & 63;
-    const float4 v = __ldcg(reinterpret_cast<const float4*>(a.x + r * a.ldx) + g);
-    reinterpret_cast<float4*>(xs + r * p.x_floats)[c * 64 + (w & 1) * 32 + (w >> 1)] = v;
+  // x into shared memory, four loads in flight a thread (down: 11 a thread for 8 rows of 1408).
+  const int k4 = a.K / 4, x_total = x_rows * k4;
+  for (int i0 = threadIdx.x - 32; i0 < x_total; i0 += 4 * 32 * kConsumers) {
+    float4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u * 32 * kConsumers, r = i / k4;
+      if (i < x_total) v[u] = __ldcg(reinterpret_cast<const float4*>(a.x + r * a.ldx) + (i - r * k4));
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u * 32 * kConsumers, r = i / k4, g = i - r * k4, c = g >> 6, w = g & 63;
+      if (i < x_total) reinterpret_cast<float4*>(xs + r * p.x_floats)[c * 64 + (w & 1) * 32 + (w >> 1)] = v[u];
+    }
   }
   const int lane_e = lane < a.KP ? (p.plain ? 0 : __ldcg(a.pair_expert + lane)) : -1;
   const int lane_row = MODE == kDown ? (lane < a.KP ? (p.plain ? 0 : __ldcg(a.pair_slot + lane)) : -1) : lane;
@@ -204,11 +232,11 @@ __global__ void __launch_bounds__(kThreads, 1) moe_stream_kernel(const __grid_co
 }
 
 // 0: off (GHOSTLINE_MOE_STREAM=0, or GHOSTLINE_SKINNY_STREAM=0 for plain products), 1: on, 2: on
-// with wrong hints (tests). Read at every call.
+// with wrong hints (tests), 3: on with bulk copies. Read at every call.
 int stream_setting(bool plain) {
   const char* e = std::getenv(plain ? "GHOSTLINE_SKINNY_STREAM" : "GHOSTLINE_MOE_STREAM");
-  if (e && e[0] == '0') return 0;
-  return e && e[0] == '2' ? 2 : 1;
+  if (!e || e[0] < '0' || e[0] > '3') return 1;
+  return e[0] - '0';
 }
 
 template <int MODE>
@@ -225,6 +253,7 @@ bool launch_stream(const OneArgs& a, bool plain, cudaStream_t s) {
   p.stage_bytes = (4 * a.K + 127) / 128 * 128;
   p.x_floats = (a.K + 255) / 256 * 256;
   p.bad_hint = setting == 2 && !plain;
+  p.tma = setting == 3;
   p.plain = plain;
   const int x_bytes = (MODE == kDown ? a.KP : 1) * p.x_floats * 4;
   const int tables = kMaxStages * 2 * 8 + (kMaxStages + kMaxSlots) * 4;  // barriers and ids, at most

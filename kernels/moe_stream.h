@@ -27,11 +27,12 @@ struct OneArgs {
   int n_routed, E, X, KP;
 };
 
-// The streamed kernels (bf16 weights, an sm_90 device and build): persistent blocks, one thread
-// of each copying weight rows into a ring of shared-memory stages while eight warps multiply.
+// The streamed kernels (bf16 weights, an sm_90 device and build): persistent blocks, one warp of
+// each copying weight rows into a ring of shared-memory stages while eight warps multiply.
 // They return false (nothing launched) where they do not apply or GHOSTLINE_MOE_STREAM=0 (read
 // at every call, for comparisons). GHOSTLINE_MOE_STREAM=2 makes down's requests before the
-// launch wait use a wrong expert, so that tests reach the path that recovers from it.
+// launch wait use a wrong expert, so that tests reach the path that recovers from it; =3 fills
+// the stages with bulk copies (cp.async.bulk) instead of cp.async.
 bool moe_stream_gate_up(const OneArgs& a, cudaStream_t s);
 bool moe_stream_down(const OneArgs& a, cudaStream_t s);
 // y[n] = W[n, :] · x (+ bias[n]) for n < N, W [N, K] bf16 (rows K apart), x [K]: skinny_gemm of one

@@ -13,7 +13,8 @@
 #   carried in .gpu-carry/debs: `apt-get download libpcre2-dev libutf8proc-dev` there), runs
 #   test_engine_gpu (the Engine over CUDA) and bench_kv_cache on the CUDA backend: the embedded
 #   model and DeepSeek-V2-Lite's shape.
-#   TEST_GPU_ARGS="--ops" runs the op cases only (a quick check of kernel changes).
+#   TEST_GPU_ARGS="--ops" runs the op cases only (a quick check of kernel changes); TEST_TIMEOUT
+#   (seconds, default 200) bounds test_gpu.
 #   --ncu profiles one DeepSeek-V2-Lite decode step with Nsight Compute (ncu.txt).
 #   --tokrefs also runs tools/make_tokenizer_refs.py (needs the tokenizer packages carried).
 # The device tool runs it from the repository root; nothing here needs the network.
@@ -83,7 +84,7 @@ stamp "built"
 status=0
 if [ "$tests" = 1 ]; then
   stamp "test_gpu"
-  timeout 200 build-gpu/test_gpu ${TEST_GPU_ARGS:-} --json "$OUT/test_gpu.json" > "$OUT/test_gpu.log" 2>&1
+  timeout ${TEST_TIMEOUT:-200} build-gpu/test_gpu ${TEST_GPU_ARGS:-} --json "$OUT/test_gpu.json" > "$OUT/test_gpu.log" 2>&1
   status=$?
   grep -E "FAIL|test_gpu" "$OUT/test_gpu.log" | head -80
   stamp "test_gpu exit $status"

@@ -202,7 +202,10 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
   char name[160];
   // One bf16 row: the streamed kernel (moe_stream.cu) on an sm_90 device unless GHOSTLINE_SKINNY_STREAM=0.
   const char* st = std::getenv("GHOSTLINE_SKINNY_STREAM");
-  const char* variant = T != 1 || batch != 1 || dt != DType::BF16 ? "" : st && st[0] == '0' ? " (one-row kernel)" : " (streamed on sm_90)";
+  const char* variant = T != 1 || batch != 1 || dt != DType::BF16 ? ""
+                        : st && st[0] == '0'                       ? " (one-row kernel)"
+                        : st && st[0] == '3'                       ? " (streamed on sm_90, bulk copies)"
+                                                                   : " (streamed on sm_90)";
   std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
                 bias ? " +bias" : "", variant);
   rep.check(name, rel_err(dy.download(), ref), 2e-6, err);
@@ -630,6 +633,7 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   const char* variant = !one || dt != DType::BF16 ? ""
                         : st && st[0] == '0'     ? " (block per slot)"
                         : st && st[0] == '2'     ? " (streamed on sm_90, wrong early hints)"
+                        : st && st[0] == '3'     ? " (streamed on sm_90, bulk copies)"
                                                  : " (streamed on sm_90)";
   std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
                 dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
@@ -920,6 +924,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   setenv("GHOSTLINE_SKINNY_STREAM", "0", 1);
   skinny_case(rep, rng, DType::BF16, 1, 2048, 2048, 1, false);
   skinny_case(rep, rng, DType::BF16, 1, 77, 264, 1, true);
+  setenv("GHOSTLINE_SKINNY_STREAM", "3", 1);
+  skinny_case(rep, rng, DType::BF16, 1, 77, 264, 1, true);
   unsetenv("GHOSTLINE_SKINNY_STREAM");
   skinny_mma_case(rep, rng, 2, 4096, 4096, 1, false);   // o_proj of DeepSeek-Coder-6.7B, k = 2
   skinny_mma_case(rep, rng, 8, 1000, 1416, 1, true);    // K % 32 != 0: a partial last window
@@ -999,12 +1005,14 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
-  // One token's bf16 experts: the streamed kernels, the block-per-slot ones, the streamed ones
-  // with wrong early hints. Shapes: DeepSeek-V2-Lite (down: 6 chunks of 256 a lane), no always-on
-  // slot + bias, K not a multiple of 256, fewer items than multiprocessors, 32 slots, a dense slot.
-  for (const char* v : {"1", "0", "2"}) {
+  // One token's bf16 experts: the streamed kernels (cp.async), the block-per-slot ones, the
+  // streamed ones with wrong early hints, with bulk copies. Shapes: DeepSeek-V2-Lite's D, I and
+  // 6 + 2 slots (8 routed experts: random weights of 64 take seconds; down: 6 chunks of 256 a
+  // lane), no always-on slot + bias, K not a multiple of 256, fewer items than multiprocessors,
+  // 32 slots, a dense slot.
+  for (const char* v : {"1", "0", "2", "3"}) {
     setenv("GHOSTLINE_MOE_STREAM", v, 1);
-    experts_case(rep, rng, DType::BF16, 1, 2048, 1408, greedy, true, true);
+    experts_case(rep, rng, DType::BF16, 1, 2048, 1408, kernels::RouteParams{8, 6, 2, 1, 1, false, false, 1.0f}, true, true);
     experts_case(rep, rng, DType::BF16, 1, 1024, 768, kernels::RouteParams{128, 8, 0, 1, 1, false, true, 1.0f}, true, true, true);
     experts_case(rep, rng, DType::BF16, 1, 264, 136, kernels::RouteParams{16, 4, 1, 1, 1, false, false, 1.0f}, true, true, true);
     experts_case(rep, rng, DType::BF16, 1, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, true, true);
