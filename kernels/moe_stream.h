@@ -29,15 +29,16 @@ struct OneArgs {
 
 // The streamed kernels (bf16 weights, an sm_90 device and build): persistent blocks, one warp of
 // each copying weight rows into a ring of shared-memory stages while eight warps multiply.
-// They return false (nothing launched) where they do not apply or GHOSTLINE_MOE_STREAM=0 (read
-// at every call, for comparisons). GHOSTLINE_MOE_STREAM=2 makes down's requests before the
-// launch wait use a wrong expert, so that tests reach the path that recovers from it; =3 fills
-// the stages with bulk copies (cp.async.bulk) instead of cp.async.
+// They return false (nothing launched) where they do not apply and unless GHOSTLINE_MOE_STREAM=1
+// (read at every call; off by default: slower than the kernels they would replace on an H200).
+// GHOSTLINE_MOE_STREAM=2 makes down's requests before the launch wait use a wrong expert, so that
+// tests reach the path that recovers from it; =3 fills the stages with bulk copies
+// (cp.async.bulk) instead of cp.async.
 bool moe_stream_gate_up(const OneArgs& a, cudaStream_t s);
 bool moe_stream_down(const OneArgs& a, cudaStream_t s);
 // y[n] = W[n, :] · x (+ bias[n]) for n < N, W [N, K] bf16 (rows K apart), x [K]: skinny_gemm of one
 // row, the same kernel as down with one slot known before the wait (every stage requested then).
-// GHOSTLINE_SKINNY_STREAM=0 turns it off (read at every call).
+// Only with GHOSTLINE_SKINNY_STREAM=1..3 (read at every call).
 bool skinny_stream(const void* w, const float* x, float* y, const float* bias, int N, int K, cudaStream_t s);
 
 }  // namespace ghostline::kernels

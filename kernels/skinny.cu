@@ -457,8 +457,8 @@ void run(const SkinnyArgs& a, DType wt, int grid_y, bool single, cudaStream_t s)
 //   back (gate/up between) it is final there; it is checked after the wait, and the rows are
 //   loaded again when it differs, so the result never depends on that order.
 // x (h, or the pair's activations) is read after the wait into shared memory.
-// On Hopper with bf16 weights moe_stream.cu's persistent kernels take these calls instead
-// (GHOSTLINE_MOE_STREAM=0: these).
+// With GHOSTLINE_MOE_STREAM=1 (bf16 weights, Hopper) moe_stream.cu's persistent kernels take
+// these calls instead (slower on an H200: off by default).
 template <typename WT, int R, int NCH, int MODE>
 __device__ __forceinline__ void one_load(const OneArgs& a, int e, int n0, int lane, Raw8<WT> (&raw)[NCH][R]) {
   constexpr int OUT = MODE == kGateUp ? R / 2 : R;

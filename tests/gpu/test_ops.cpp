@@ -200,12 +200,13 @@ void skinny_case(Report& rep, Rng& rng, DType dt, int T, int N, int K, int batch
   const std::vector<float> ref = batched_ref(W, x, bias ? b.data() : nullptr, batch, T, N, K);
   const auto err = device_error();
   char name[160];
-  // One bf16 row: the streamed kernel (moe_stream.cu) on an sm_90 device unless GHOSTLINE_SKINNY_STREAM=0.
+  // One bf16 row: the one-row kernel unless GHOSTLINE_SKINNY_STREAM=1 (moe_stream.cu's kernel on
+  // an sm_90 device; =3 with bulk copies).
   const char* st = std::getenv("GHOSTLINE_SKINNY_STREAM");
   const char* variant = T != 1 || batch != 1 || dt != DType::BF16 ? ""
-                        : st && st[0] == '0'                       ? " (one-row kernel)"
+                        : st && (st[0] == '1' || st[0] == '2')     ? " (streamed on sm_90)"
                         : st && st[0] == '3'                       ? " (streamed on sm_90, bulk copies)"
-                                                                   : " (streamed on sm_90)";
+                                                                   : " (one-row kernel)";
   std::snprintf(name, sizeof name, "skinny_gemm %s T=%d N=%d K=%d batch=%d%s%s", dt == DType::BF16 ? "bf16" : "f32", T, N, K, batch,
                 bias ? " +bias" : "", variant);
   rep.check(name, rel_err(dy.download(), ref), 2e-6, err);
@@ -627,14 +628,14 @@ void experts_case(Report& rep, Rng& rng, DType dt, int T, int D, int I, kernels:
   }
   char name[192];
   const bool mma = max_rows >= 2 && max_rows <= 8 && (one_slot || max_rows >= 4) && dt == DType::BF16 && kernels::skinny_mma_on();
-  // One token, bf16: the streamed kernels (moe_stream.cu) on an sm_90 device unless
-  // GHOSTLINE_MOE_STREAM=0 (a block per slot); =2 gives down's early requests wrong experts.
+  // One token, bf16: a block per slot unless GHOSTLINE_MOE_STREAM=1 (the streamed kernels of
+  // moe_stream.cu on an sm_90 device); =2 gives down's early requests wrong experts, =3 bulk copies.
   const char* st = std::getenv("GHOSTLINE_MOE_STREAM");
   const char* variant = !one || dt != DType::BF16 ? ""
-                        : st && st[0] == '0'     ? " (block per slot)"
+                        : st && st[0] == '1'     ? " (streamed on sm_90)"
                         : st && st[0] == '2'     ? " (streamed on sm_90, wrong early hints)"
                         : st && st[0] == '3'     ? " (streamed on sm_90, bulk copies)"
-                                                 : " (streamed on sm_90)";
+                                                 : " (block per slot)";
   std::snprintf(name, sizeof name, "moe_gate_up%s + moe_down%s %s T=%d D=%d I=%d X=%d top-%d%s%s%s%s%s", one ? "_one" : "", one ? "_one" : "",
                 dt == DType::BF16 ? "bf16" : "f32", T, D, I, X, rp.K, lean && !one ? " (lean)" : "", bias ? " +bias" : "",
                 mma ? " (tensor cores)" : "", one_slot ? " (one slot, rows = tokens)" : "", variant);
@@ -916,8 +917,11 @@ void run_op_checks(Report& rep, uint64_t seed) {
     skinny_case(rep, rng, dt, 2, 1000, 1408, 1, true);   // a few rows: plain_few_rows
     skinny_case(rep, rng, dt, 4, 512, 128, 16, false);   // a few rows, batched
   }
-  // One bf16 row: odd N (a last item of one row), K not a multiple of 256, fewer items than
-  // multiprocessors, the DeepSeek-V2-Lite q + kv_a shape; then the one-row kernel.
+  // One bf16 row through the streamed kernel: odd N (a last item of one row), K not a multiple of
+  // 256, fewer items than multiprocessors, the DeepSeek-V2-Lite q + kv_a shape; then the one-row
+  // kernel, and the streamed one with bulk copies.
+  setenv("GHOSTLINE_SKINNY_STREAM", "1", 1);
+  skinny_case(rep, rng, DType::BF16, 1, 2048, 2048, 1, false);
   skinny_case(rep, rng, DType::BF16, 1, 3648, 2048, 1, true);
   skinny_case(rep, rng, DType::BF16, 1, 77, 264, 1, true);
   skinny_case(rep, rng, DType::BF16, 1, 5, 48, 1, false);
@@ -1005,8 +1009,8 @@ void run_op_checks(Report& rep, uint64_t seed) {
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, true);
   experts_case(rep, rng, DType::BF16, 11, 2048, 1408, greedy, false);
   experts_case(rep, rng, DType::F32, 5, 64, 24, kernels::RouteParams{16, 2, 1, 1, 1, false, false, 1.0f}, false);
-  // One token's bf16 experts: the streamed kernels (cp.async), the block-per-slot ones, the
-  // streamed ones with wrong early hints, with bulk copies. Shapes: DeepSeek-V2-Lite's D, I and
+  // One token's bf16 experts: the streamed kernels (cp.async), the block-per-slot ones (the
+  // default), the streamed ones with wrong early hints, with bulk copies. Shapes: DeepSeek-V2-Lite's D, I and
   // 6 + 2 slots (8 routed experts: random weights of 64 take seconds; down: 6 chunks of 256 a
   // lane), no always-on slot + bias, K not a multiple of 256, fewer items than multiprocessors,
   // 32 slots, a dense slot.
