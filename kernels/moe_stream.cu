@@ -42,7 +42,10 @@ constexpr int kThreads = 32 * (1 + kConsumers);
 constexpr int kMaxStages = 32;
 constexpr int kMaxSlots = 32;            // pair slots per token (ids held one a lane)
 constexpr int kMaxK = 2048;
-constexpr int kSmemBudget = 110 * 1024;  // a gate/up and a down block fit one multiprocessor together
+// Every block takes more than half of a multiprocessor's 228 KB, so that no two blocks of the
+// grid (one per multiprocessor) can share one. 71a527c and b5a0863 (the measured runs) had 110 KB,
+// where two could, and a gate/up and a down block fitted together.
+constexpr int kSmemBudget = 116 * 1024;
 
 struct StreamArgs {
   OneArgs a;
@@ -263,7 +266,7 @@ bool launch_stream(const OneArgs& a, bool plain, cudaStream_t s) {
   const int tables = kMaxStages * 2 * 8 + (kMaxStages + kMaxSlots) * 4;  // barriers and ids, at most
   p.stages = std::min(kMaxStages, (kSmemBudget - x_bytes - tables) / p.stage_bytes);
   if (p.stages < 2) return false;
-  const size_t smem = static_cast<size_t>(p.stages) * p.stage_bytes + x_bytes + p.stages * 16 + (p.stages + kMaxSlots) * 4;
+  const size_t smem = kSmemBudget;  // >= stages, x, barriers and ids
   static bool raised = false;
   if (!raised) {
     check_launch(cudaFuncSetAttribute(moe_stream_kernel<MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBudget), __FILE__,
