@@ -201,6 +201,16 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_warps_kernel(const flo
   select_experts(rp, prob, gmax_all[warp], pe, pw, lane);
 }
 
+// The expert ids of pairs p0 + i * blockDim.x + threadIdx.x, i < kSortPer, loaded at once (-1 past P).
+template <int kSortPer>
+__device__ __forceinline__ void load_pair_experts(const int* pair_expert, int P, int p0, int (&ev)[kSortPer]) {
+#pragma unroll
+  for (int i = 0; i < kSortPer; ++i) {
+    const int p = p0 + i * blockDim.x + threadIdx.x;
+    ev[i] = p < P ? pair_expert[p] : -1;
+  }
+}
+
 // One block: counts per expert, offsets, the active list, and each pair's sorted row.
 // kSortPer: pair ids a thread loads at once past kStablePairs (1 with GHOSTLINE_SORT_BATCH=0: the
 // loop as it was, one load in flight a thread).
@@ -225,11 +235,7 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
     // round; one load in flight a thread took ~19 us a layer).
     for (int p0 = 0; p0 < P; p0 += kSortPer * blockDim.x) {
       int ev[kSortPer];
-#pragma unroll
-      for (int i = 0; i < kSortPer; ++i) {
-        const int p = p0 + i * blockDim.x + threadIdx.x;
-        ev[i] = p < P ? r.pair_expert[p] : -1;
-      }
+      load_pair_experts(r.pair_expert, P, p0, ev);
 #pragma unroll
       for (int i = 0; i < kSortPer; ++i)
         if (ev[i] >= 0) atomicAdd(&cnt[ev[i]], 1);
@@ -281,11 +287,7 @@ __global__ void __launch_bounds__(1024) sort_kernel(int P, int X, MoeRouting r) 
     __syncthreads();
     for (int p0 = 0; p0 < P; p0 += kSortPer * blockDim.x) {
       int ev[kSortPer];
-#pragma unroll
-      for (int i = 0; i < kSortPer; ++i) {
-        const int p = p0 + i * blockDim.x + threadIdx.x;
-        ev[i] = p < P ? r.pair_expert[p] : -1;
-      }
+      load_pair_experts(r.pair_expert, P, p0, ev);
 #pragma unroll
       for (int i = 0; i < kSortPer; ++i) {
         const int p = p0 + i * blockDim.x + threadIdx.x;
