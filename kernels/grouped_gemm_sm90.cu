@@ -127,9 +127,7 @@ __device__ __forceinline__ void wgmma_256(float (&d)[128], uint64_t desc_a, uint
 // and the expert's weights in L2. Block b takes items b, b + gridDim.x, ...: with one block per
 // multiprocessor (persistent) the producer fetches the next item's stages while the consumers
 // write the last one's outputs; with a block per item, each block does one.
-// kSerial: the loop as it was before e692214 (wgmma under `if (!idle)`, which ptxas serializes),
-// kept for a same-process comparison (GHOSTLINE_WGMMA_SERIAL=1).
-template <bool kSilu, bool kSerial = false>
+template <bool kSilu>
 __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid_constant__ WgmmaArgs p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   grid_wait();
@@ -190,23 +188,7 @@ __global__ void __launch_bounds__(kThreads, 1) grouped_wgmma_kernel(const __grid
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) d[i] = 0.0f;
-    if constexpr (kSerial) {
-      for (int kt = 0; kt < KT; ++kt, ++it) {
-        const int s = it % kStages;
-        mbar_wait(full0 + 8 * s, (it / kStages) & 1);
-        const uint32_t sa = base + s * kStageBytes + c * 64 * kBK * 2, sb = base + s * kStageBytes + kABytes;
-        if (!idle) {
-          wgmma_fence();
-#pragma unroll
-          for (int k = 0; k < kBK / 16; ++k) wgmma_256(d, smem_desc(sa + k * 32), smem_desc(sb + k * 32), 1);
-        }
-        wgmma_commit();
-        wgmma_wait<1>();
-        if (kt > 0) mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
-      }
-      wgmma_wait<0>();
-      mbar_arrive(empty0 + 8 * ((it - 1) % kStages));
-    } else if (idle) {
+    if (idle) {
       // Only pass the stages on. The tensor-core loop stays out of any branch that ptxas cannot
       // prove uniform: a wgmma under `if (!idle)` made ptxas serialize every wgmma of the kernel
       // (C7520, "wgmma.mma_async instructions are serialized ... in divergent path").
@@ -335,10 +317,6 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
   if (!raised) {
     check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);
     check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__, __LINE__);
-    check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__,
-                 __LINE__);
-    check_launch(cudaFuncSetAttribute(grouped_wgmma_kernel<false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), __FILE__,
-                 __LINE__);
     raised = true;
   }
   const int per = g.silu ? kBN / 2 : kBN;
@@ -350,11 +328,7 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
   a.skip_idle = !(half && half[0] == '0');
   const int64_t most = static_cast<int64_t>(a.cols) * g.max_tiles;
   const dim3 grid(static_cast<unsigned>(pe && pe[0] == '0' ? most : std::min<int64_t>(most, sm_count())));
-  const char* serial = std::getenv("GHOSTLINE_WGMMA_SERIAL");  // "1": the kernel as before e692214
-  if (serial && serial[0] == '1') {
-    if (g.silu) launch(grouped_wgmma_kernel<true, true>, grid, dim3(kThreads), kSmem, s, a);
-    else launch(grouped_wgmma_kernel<false, true>, grid, dim3(kThreads), kSmem, s, a);
-  } else if (g.silu) {
+  if (g.silu) {
     launch(grouped_wgmma_kernel<true>, grid, dim3(kThreads), kSmem, s, a);
   } else {
     launch(grouped_wgmma_kernel<false>, grid, dim3(kThreads), kSmem, s, a);

@@ -394,11 +394,11 @@ int main(int argc, char** argv) {
       // This branch's switches, interleaved (two rounds, so that a card that heats up does not
       // favour the first): flash attention's tile shapes, the old row gather, float32 activations
       // converted before each product; then per-kernel tables of the old paths in this process
-      // (64x64: every switch of this branch off, the wgmma kernel as it was).
+      // (64x64: every switch of this branch off).
       const char* kTiles[] = {"64x64", "128x32", "128x64", "64x32"};  // 64x64 is the default
       const std::pair<const char*, const char*> kOldPaths[] = {{"GHOSTLINE_FLASH_TILE", "64x64"}, {"GHOSTLINE_FLASH_PAIRS", "0"},
                                                                {"GHOSTLINE_GATHER_VEC", "0"},    {"GHOSTLINE_BF16_ACTS", "0"},
-                                                               {"GHOSTLINE_WGMMA_SERIAL", "1"},  {"GHOSTLINE_SORT_BATCH", "0"},
+                                                               {"GHOSTLINE_SORT_BATCH", "0"},
                                                                {"GHOSTLINE_ROUTE_WARPS", "0"}};
       nlohmann::json tiles_ms;
       for (int round = 0; round < 2; ++round) {
@@ -407,7 +407,6 @@ int main(int argc, char** argv) {
         tiles_ms["gather_one_a_thread"].push_back(ttft_with("GHOSTLINE_GATHER_VEC", "0"));
         tiles_ms["float32_activations"].push_back(ttft_with("GHOSTLINE_BF16_ACTS", "0"));
         tiles_ms["flash_unpaired"].push_back(ttft_with("GHOSTLINE_FLASH_PAIRS", "0"));
-        tiles_ms["wgmma_serialized"].push_back(ttft_with("GHOSTLINE_WGMMA_SERIAL", "1"));
         tiles_ms["sort_one_load_a_thread"].push_back(ttft_with("GHOSTLINE_SORT_BATCH", "0"));
         tiles_ms["route_block_per_token"].push_back(ttft_with("GHOSTLINE_ROUTE_WARPS", "0"));
         tiles_ms["float32_expert_outputs"].push_back(ttft_with("GHOSTLINE_BF16_EXPERT_OUT", "0"));
