@@ -164,6 +164,13 @@ __global__ void embed_kernel(const WT* table, int D, const int32_t* ids, float* 
 template <int kMaxPerThread, typename PT>
 __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, MoeSum moe, const float* __restrict__ w,
                                         float eps, float* __restrict__ h, int D, bf16* __restrict__ hb) {
+  // The norm's weights are the model's: requested before the launch wait, not after the sum.
+  float wv[kMaxPerThread];
+#pragma unroll
+  for (int i = 0; i < kMaxPerThread; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    wv[i] = h && idx < D ? w[idx] : 0.0f;
+  }
   grid_wait();
   __shared__ float scratch[32];
   __shared__ int s_slot[32];
@@ -214,7 +221,7 @@ __global__ void residual_rmsnorm_kernel(float* __restrict__ x, const float* __re
   for (int i = 0; i < kMaxPerThread; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
     if (idx < D) {
-      const float y = w[idx] * (v[i] * inv);
+      const float y = wv[i] * (v[i] * inv);
       hr[idx] = y;
       if (hb) hb[static_cast<int64_t>(t) * D + idx] = __float2bfloat16_rn(y);
     }
