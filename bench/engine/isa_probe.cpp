@@ -1,19 +1,15 @@
-// isa_probe: what other x86 matrix instructions would give the CPU backend's bf16 products, on
-// the tied 16k x 256 lm_head of the embedded model, one thread, T = 1, 2, 4, 5, 8 tokens:
-//   avx512  the backend's own gemm_nt (float32 activations, bf16 weights widened, FMA);
+// isa_probe: the backend's bf16 products by instruction set, on the tied 16k x 256 lm_head of
+// the embedded model, one thread, T = 1 .. 16 tokens:
+//   avx512  the AVX-512 gemm_nt (float32 activations, bf16 weights widened, FMA);
 //   dpbf16  AVX512_BF16 VDPBF16PS with the activations rounded to bf16 (half the instructions
 //           of float32 FMA, but not the backend's numbers: a probe of the rate only);
-//   amx2    AMX TDPBF16PS with each activation split into two bf16 terms (the last column: how
-//           far from the backend's float32 results), the weights repacked once into 16 x 32
-//           tiles (the layout AMX loads), four output tiles at a time.
+//   amx     the backend's AMX gemm_nt (engine/cpu/kernels_amx.cpp: three bf16 terms per
+//           activation, the weights packed once); the last column: how far from avx512.
 // Each is the fastest of --reps calls with the weights warm in the caches (as in a decode loop,
-// where the 21 MB model stays in L3). Nothing here is used by the engine; it records why the
-// backend keeps its float32 FMA kernels (README, speculative decoding).
+// where the 21 MB model stays in L3).
 //
 //   isa_probe [--reps N]
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,7 +36,7 @@ uint16_t to_bf16(float f) {
   std::memcpy(&u, &f, 4);
   return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
-float from_bf16(uint16_t h) {
+[[maybe_unused]] float from_bf16(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
   std::memcpy(&f, &u, 4);
@@ -77,83 +73,6 @@ __attribute__((target("avx512f,avx512bf16"))) void dp_gemm(const uint16_t* x, in
   }
 }
 
-// ---- AMX: weights packed [n block of 16][k block of 32][16 pair rows][16 columns][2].
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-bool amx_usable() {
-  if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile")) return false;
-  constexpr long kReqPerm = 0x1023, kXtileData = 18;  // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
-  return syscall(SYS_arch_prctl, kReqPerm, kXtileData) == 0;
-}
-
-std::vector<uint16_t> pack_amx(const std::vector<uint16_t>& w) {
-  std::vector<uint16_t> p(w.size());
-  for (int nb = 0; nb < N / 16; ++nb)
-    for (int kb = 0; kb < KB; ++kb)
-      for (int r = 0; r < 16; ++r)
-        for (int c = 0; c < 16; ++c)
-          for (int j = 0; j < 2; ++j)
-            p[((static_cast<size_t>(nb) * KB + kb) * 16 + r) * 32 + c * 2 + j] =
-                w[static_cast<size_t>(nb * 16 + c) * K + kb * 32 + 2 * r + j];
-  return p;
-}
-
-__attribute__((target("amx-tile,amx-bf16,avx512f"))) void amx_gemm(const float* x, int T, const uint16_t* packed, float* y) {
-  alignas(64) uint16_t a[2][KB][16][32] = {};  // the two bf16 terms of each activation
-  for (int t = 0; t < T; ++t)
-    for (int k = 0; k < K; ++k) {
-      float v = x[t * K + k];
-      for (int s = 0; s < 2; ++s) {
-        uint32_t u;
-        std::memcpy(&u, &v, 4);
-        const uint16_t h = static_cast<uint16_t>(u >> 16);  // truncation: the rest is exact in v - h
-        a[s][k / 32][t][k % 32] = h;
-        v -= from_bf16(h);
-      }
-    }
-  TileConfig cfg;
-  for (int i = 0; i < 6; ++i) cfg.colsb[i] = 64, cfg.rows[i] = static_cast<uint8_t>(T);
-  cfg.colsb[7] = 64, cfg.rows[7] = 16;
-  _tile_loadconfig(&cfg);
-  alignas(64) float c[4][16][16];
-  for (int nb = 0; nb < N / 16; nb += 4) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int kb = 0; kb < KB; ++kb) {
-      _tile_loadd(4, a[0][kb], 64);
-      _tile_loadd(5, a[1][kb], 64);
-      const uint16_t* b = packed + (static_cast<size_t>(nb) * KB + kb) * 512;
-      // Tile numbers are immediates: the four output tiles written out.
-      _tile_loadd(7, b, 64);
-      _tile_dpbf16ps(0, 4, 7);
-      _tile_dpbf16ps(0, 5, 7);
-      _tile_loadd(7, b + KB * 512, 64);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(1, 5, 7);
-      _tile_loadd(7, b + 2 * KB * 512, 64);
-      _tile_dpbf16ps(2, 4, 7);
-      _tile_dpbf16ps(2, 5, 7);
-      _tile_loadd(7, b + 3 * KB * 512, 64);
-      _tile_dpbf16ps(3, 4, 7);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, c[0], 64);
-    _tile_stored(1, c[1], 64);
-    _tile_stored(2, c[2], 64);
-    _tile_stored(3, c[3], 64);
-    for (int i = 0; i < 4; ++i)
-      for (int t = 0; t < T; ++t) std::memcpy(y + static_cast<size_t>(t) * N + (nb + i) * 16, c[i][t], 64);
-  }
-  _tile_release();
-}
-
 template <class F>
 double best_ms(int reps, F&& f) {
   double best = 1e30;
@@ -175,26 +94,31 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd;
   std::vector<uint16_t> w(static_cast<size_t>(N) * K);
   for (auto& v : w) v = to_bf16(0.05f * nd(rng));
-  std::vector<float> x(8 * K), y(8 * N), ref(8 * N);
+  std::vector<float> x(16 * K), y(16 * N), ref(16 * N);
   for (auto& v : x) v = nd(rng);
   std::vector<uint16_t> xb(x.size());
   for (size_t i = 0; i < x.size(); ++i) xb[i] = to_bf16(x[i]);
   const ghostline::cpu::WeightView view{w.data(), ghostline::cpu::WType::BF16, N, K};
-  const bool dp = __builtin_cpu_supports("avx512bf16"), amx = amx_usable();
-  const std::vector<uint16_t> packed = amx ? pack_amx(w) : std::vector<uint16_t>{};
-  std::printf("lm_head %d x %d bf16, one thread, fastest of %d, ms (backend kernels: %s)\n", N, K, reps,
-              ghostline::cpu::kernel_isa());
-  std::printf("   T   avx512   dpbf16     amx2   amx2 max rel. diff\n");
-  for (int T : {1, 2, 4, 5, 8}) {
+  const bool dp = __builtin_cpu_supports("avx512bf16");
+  ghostline::cpu::WeightView packed_view = view;
+  const bool amx = ghostline::cpu::force_kernel_isa("amx");
+  const ghostline::cpu::PackedBuffer packed = amx ? ghostline::cpu::pack_for_amx(packed_view) : nullptr;
+  ghostline::cpu::force_kernel_isa("avx512");
+  std::printf("lm_head %d x %d bf16, one thread, fastest of %d, ms\n", N, K, reps);
+  std::printf("   T   avx512   dpbf16      amx   amx max rel. diff\n");
+  for (int T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16}) {
+    ghostline::cpu::force_kernel_isa("avx512");
     const double base = best_ms(reps, [&] { ghostline::cpu::gemm_nt(x.data(), K, T, view, ref.data(), N); });
     const double d = dp ? best_ms(reps, [&] { dp_gemm(xb.data(), T, w.data(), y.data()); }) : -1;
     double a = -1, diff = 0;
     if (amx) {
-      a = best_ms(reps, [&] { amx_gemm(x.data(), T, packed.data(), y.data()); });
+      ghostline::cpu::force_kernel_isa("amx");
+      a = best_ms(reps, [&] { ghostline::cpu::gemm_nt(x.data(), K, T, packed_view, y.data(), N); });
       for (int i = 0; i < T * N; ++i) diff = std::max(diff, std::abs(static_cast<double>(y[i]) - ref[i]) / (1 + std::abs(ref[i])));
     }
     std::printf("%4d %8.3f %8.3f %8.3f   %.1e\n", T, base, d, a, diff);
   }
-  if (!dp || !amx) std::printf("(-1: this CPU lacks %s)\n", !dp ? "AVX512_BF16" : "AMX-BF16");
+  ghostline::cpu::force_kernel_isa("");
+  if (!dp || !amx) std::printf("(-1: this CPU lacks %s)\n", !dp ? "AVX512_BF16" : "AMX-BF16 (or the OS its tile state)");
   return 0;
 }

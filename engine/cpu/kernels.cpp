@@ -111,11 +111,18 @@ void p_axpy(float a, const float* x, float* y, int64_t n) {
 }
 
 const Kernels kPortable = {p_dot_f32,     p_gemm_nt_f32,    p_gemm_nt_bf16, p_gemm_nt_f16, p_gemm_nn_acc,
-                           p_softmax_scaled, p_bf16_to_f32, p_f16_to_f32,  p_axpy};
+                           p_softmax_scaled, p_bf16_to_f32, p_f16_to_f32,  p_axpy,        nullptr};
 
 }  // namespace
 
 const Kernels& portable() { return kPortable; }
+
+#ifdef GHOSTLINE_NO_AMX  // a compiler without the AMX instructions: no AMX set
+const Kernels* amx() { return nullptr; }
+bool amx_usable() { return false; }
+int64_t amx_packed_size(int64_t, int64_t) { return 0; }
+void amx_pack_bf16(const uint16_t*, int64_t, int64_t, uint16_t*) {}
+#endif
 
 }  // namespace isa
 
@@ -125,18 +132,21 @@ namespace {
 bool runs_on_this_cpu(const isa::Kernels* k) {
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (k && k == isa::avx512())
-    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const bool avx512 =
+      avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (k && k == isa::amx()) return avx512 && isa::amx_usable();
+  if (k && k == isa::avx512()) return avx512;
   if (k && k == isa::avx2()) return avx2;
   return k == &isa::portable();
 }
 
-// The best set this CPU runs; GHOSTLINE_CPU_KERNELS=avx2 or =portable asks for a lesser one
-// (benchmarks compare them).
+// The best set this CPU runs; GHOSTLINE_CPU_KERNELS=avx512, =avx2 or =portable asks for a lesser
+// one (benchmarks compare them).
 const isa::Kernels* best_kernels() {
   const char* env = std::getenv("GHOSTLINE_CPU_KERNELS");
   const std::string_view want = env ? env : "";
   if (want == "portable") return &isa::portable();
+  if (want != "avx2" && want != "avx512" && runs_on_this_cpu(isa::amx())) return isa::amx();
   if (want != "avx2" && runs_on_this_cpu(isa::avx512())) return isa::avx512();
   if (runs_on_this_cpu(isa::avx2())) return isa::avx2();
   return &isa::portable();
@@ -153,6 +163,7 @@ const isa::Kernels& kernels() {
 
 const char* kernel_isa() {
   const isa::Kernels* k = &kernels();
+  if (k == isa::amx()) return "amx";
   return k == isa::avx512() ? "avx512" : k == isa::avx2() ? "avx2" : "portable";
 }
 void force_portable_kernels(bool on) { g_forced = on ? &isa::portable() : nullptr; }
@@ -161,6 +172,7 @@ bool force_kernel_isa(std::string_view name) {
                           : name == "portable"    ? &isa::portable()
                           : name == "avx2"        ? isa::avx2()
                           : name == "avx512"      ? isa::avx512()
+                          : name == "amx"         ? isa::amx()
                                                   : nullptr;
   if (name.empty()) {
     g_forced = nullptr;
@@ -187,9 +199,22 @@ void gemm_nt(const float* x, int64_t ldx, int64_t T, const WeightView& w, float*
   const auto& k = kernels();
   switch (w.type) {
     case WType::F32: k.gemm_nt_f32(x, ldx, T, static_cast<const float*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
-    case WType::BF16: k.gemm_nt_bf16(x, ldx, T, static_cast<const uint16_t*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
+    case WType::BF16:
+      if (w.amx && k.gemm_nt_bf16_packed) k.gemm_nt_bf16_packed(x, ldx, T, w.amx, w.rows, w.cols, y, ldy);
+      else k.gemm_nt_bf16(x, ldx, T, static_cast<const uint16_t*>(w.data), w.cols, w.rows, w.cols, y, ldy);
+      break;
     case WType::F16: k.gemm_nt_f16(x, ldx, T, static_cast<const uint16_t*>(w.data), w.cols, w.rows, w.cols, y, ldy); break;
   }
+}
+
+PackedBuffer pack_for_amx(WeightView& w) {
+  if (&kernels() != isa::amx() || w.type != WType::BF16 || w.cols % 32 != 0 || w.rows <= 0 || w.cols <= 0) return nullptr;
+  const size_t bytes = static_cast<size_t>(isa::amx_packed_size(w.rows, w.cols)) * 2;
+  PackedBuffer buf(static_cast<uint16_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  if (!buf) return nullptr;
+  isa::amx_pack_bf16(static_cast<const uint16_t*>(w.data), w.rows, w.cols, buf.get());
+  w.amx = buf.get();
+  return buf;
 }
 
 void gemm_nt_f32(const float* x, int64_t ldx, int64_t T, const float* w, int64_t ldw, int64_t N, int64_t K, float* y,
@@ -213,7 +238,8 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   // Work items are (job, block of rows); each computes every token of its job for its rows, so
   // each weight row is read once. Items are sized from the total work (about 8 per thread, and
   // not under kMinItemWork multiply-adds) and handed out as threads come free.
-  constexpr int64_t kMinItemWork = 1 << 15, kRowMultiple = 12;  // 12: whole 3- and 4-row tiles
+  // 12: whole 3- and 4-row tiles; 16: whole blocks of packed (AMX) rows.
+  constexpr int64_t kMinItemWork = 1 << 15, kRowMultiple = 12, kPackedRowMultiple = 16;
   int64_t total = 0;
   for (const auto& j : jobs) total += j.T * j.w->rows * j.w->cols;
   if (total == 0) return;
@@ -227,7 +253,8 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     const auto& j = jobs[ji];
     if (j.T <= 0 || j.w->rows <= 0) continue;
     int64_t rows = std::max<int64_t>(1, item_work / std::max<int64_t>(1, j.T * j.w->cols));
-    rows = (rows + kRowMultiple - 1) / kRowMultiple * kRowMultiple;
+    const int64_t multiple = j.w->amx ? kPackedRowMultiple : kRowMultiple;
+    rows = (rows + multiple - 1) / multiple * multiple;
     for (int64_t r = 0; r < j.w->rows; r += rows) items.push_back({static_cast<int>(ji), r, std::min(j.w->rows, r + rows)});
   }
   auto run = [&](int64_t i) {

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <span>
 #include <string_view>
 
@@ -33,20 +35,38 @@ struct WeightView {
   const void* data = nullptr;
   WType type = WType::F32;
   int64_t rows = 0, cols = 0;
+  // The same bf16 matrix packed for the AMX kernels (pack_for_amx), or null. The AMX kernels
+  // read it for every product with this matrix; the others ignore it. A slice keeps it only
+  // where it starts at a multiple of 16 rows (matmul splits packed matrices there).
+  const uint16_t* amx = nullptr;
   const uint8_t* row_ptr(int64_t r) const {
     return static_cast<const uint8_t*>(data) + r * cols * wtype_size(type);
   }
-  WeightView slice_rows(int64_t begin, int64_t n) const { return {row_ptr(begin), type, n, cols}; }
+  WeightView slice_rows(int64_t begin, int64_t n) const {
+    return {row_ptr(begin), type, n, cols, amx && begin % 16 == 0 ? amx + begin * cols : nullptr};
+  }
 };
 
-// Which kernels run: "avx512" (AVX2 with AVX-512 matrix kernels), "avx2" or "portable". The
-// best the CPU has, unless the environment names a lesser set (GHOSTLINE_CPU_KERNELS=avx2 or
-// portable) or a test forces one.
+struct FreeDelete {
+  void operator()(void* p) const { std::free(p); }
+};
+using PackedBuffer = std::unique_ptr<uint16_t[], FreeDelete>;
+// When the AMX kernels are selected and w is bf16 with cols % 32 == 0: w repacked once into
+// their tile order (a new 64-byte aligned buffer, rows rounded up to 16), w.amx pointing at it;
+// otherwise null and w unchanged. The caller keeps the buffer as long as w is used.
+PackedBuffer pack_for_amx(WeightView& w);
+
+// Which kernels run: "amx" (the AVX-512 set, with AMX TDPBF16PS for the products over packed
+// bf16 weights), "avx512" (AVX2 with AVX-512 matrix kernels), "avx2" or "portable". The best the
+// CPU (and, for AMX, the OS) allows, chosen once at start-up, unless the environment names a
+// lesser set (GHOSTLINE_CPU_KERNELS=avx512, avx2 or portable) or a test forces one.
 const char* kernel_isa();
 // Forces the portable kernels (on) or goes back to the default (off).
 void force_portable_kernels(bool on);
-// Forces "avx512", "avx2" or "portable" ("" = the default); false, changing nothing, when this
-// CPU or build cannot run that set. Not thread-safe: tests call it between forwards.
+// Forces "amx", "avx512", "avx2" or "portable" ("" = the default); false, changing nothing, when
+// this CPU or build cannot run that set. Not thread-safe: tests call it between forwards. Weights
+// are packed for AMX when a model is loaded under "amx" (pack_for_amx); under another set the
+// packed copy is ignored, and without one the AMX set computes with the AVX-512 kernels.
 bool force_kernel_isa(std::string_view isa);
 
 // out[0..n) = row r of w converted to float32.

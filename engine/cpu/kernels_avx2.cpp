@@ -236,7 +236,7 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }
 
 const Kernels kAvx2 = {dot_f32,        gemm_nt<LoadF32>, gemm_nt<LoadBf16>, gemm_nt<LoadF16>, gemm_nn_acc,
-                       softmax_scaled, bf16_to_f32,      f16_to_f32,        axpy};
+                       softmax_scaled, bf16_to_f32,      f16_to_f32,        axpy,        nullptr};
 
 }  // namespace
 

@@ -11,6 +11,8 @@
 // 32 columns, sixteen lanes, lane i summing its two columns of each block (bf16: 2i then 2i + 1;
 // f32 / f16: i then 16 + i) over the blocks in ascending order, the lanes added as l_i + l_(i+8)
 // and then in the order above, then the K % 32 tail. Its gemm_nn gives the AVX2 bits.
+// The AMX gemm_nt (bf16 weights packed at load) has its own order too (kernels_amx.cpp): three
+// bf16 terms per activation, two chains over the even and odd 32-column blocks, then fixed sums.
 // So a token's result never depends on the other tokens of its batch: a forward over k tokens
 // gives the same bits as k forwards over one (speculative verification relies on it).
 #pragma once
@@ -37,6 +39,10 @@ struct Kernels {
   void (*bf16_to_f32)(const uint16_t* in, float* out, int64_t n);
   void (*f16_to_f32)(const uint16_t* in, float* out, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // gemm_nt over bf16 weights repacked by amx_pack_bf16 (N rows, K % 32 == 0); null in the sets
+  // that have no such kernel (every one but amx()).
+  void (*gemm_nt_bf16_packed)(const float* x, int64_t ldx, int64_t T, const uint16_t* packed, int64_t N, int64_t K, float* y,
+                              int64_t ldy);
 };
 
 const Kernels& portable();
@@ -44,5 +50,15 @@ const Kernels& portable();
 const Kernels* avx2();
 // The AVX2 set with AVX-512 matrix kernels; null when this build has none.
 const Kernels* avx512();
+// The AVX-512 set with the AMX product over packed bf16 weights (kernels_amx.cpp); null when this
+// build has none.
+const Kernels* amx();
+// Whether this CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and the kernel lets this process use
+// the tile state (asked once, process-wide).
+bool amx_usable();
+// Values in the packed copy of a [rows, cols] bf16 matrix (rows rounded up to 16).
+int64_t amx_packed_size(int64_t rows, int64_t cols);
+// w [rows, cols] (cols % 32 == 0) in the AMX kernel's tile order (kernels_amx.cpp) into out.
+void amx_pack_bf16(const uint16_t* w, int64_t rows, int64_t cols, uint16_t* out);
 
 }  // namespace ghostline::cpu::isa

@@ -31,6 +31,7 @@ CpuModel::CpuModel(ModelConfig cfg, WeightStorage storage, ModelWeights weights,
   info_.kv_bytes_per_token = static_cast<int64_t>(cfg_.n_layers) * cfg_.kv_dim() * 4;
   info_.weight_dtype = w_.dtype;
   info_.device = Device::Cpu;
+  pack_weights_for_amx(w_, storage_);
   if (cfg_.is_mla()) {
     rope_ = Rope(cfg_.rope, cfg_.qk_rope_head_dim, cfg_.max_position, Rope::Order::Interleaved);
     softmax_scale_ = 1.0f / std::sqrt(static_cast<float>(cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim));

@@ -300,6 +300,25 @@ Expected<ModelWeights> count_weights(const ModelConfig& cfg) {
   return load_all(cfg, nullptr, none, 0, /*count_only=*/true);
 }
 
+void pack_weights_for_amx(ModelWeights& w, WeightStorage& storage) {
+  std::vector<WeightView*> all = {&w.lm_head};
+  auto mlp = [&](MlpWeights& m) { all.insert(all.end(), {&m.gate, &m.up, &m.down}); };
+  for (auto& l : w.layers) {
+    all.insert(all.end(), {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.attn.q_a, &l.attn.q_b, &l.attn.kv_a});
+    mlp(l.mlp);
+    mlp(l.shared);
+    for (auto& e : l.experts) mlp(e);
+  }
+  int64_t bytes = 0;
+  for (const WeightView* v : all)
+    if (v->data && v->type == cpu::WType::BF16) bytes += (v->rows + 15) / 16 * 16 * v->cols * 2;
+  const int64_t avail = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (avail > 0 && bytes > avail / 3) return;
+  for (WeightView* v : all)
+    if (v->data)
+      if (auto buf = cpu::pack_for_amx(*v)) storage.packed.push_back(std::move(buf));
+}
+
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage) {
   // Random weights live in memory: refuse, with the numbers, what this machine cannot hold.
   auto need = load_all(cfg, nullptr, storage, seed, /*count_only=*/true);

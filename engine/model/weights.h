@@ -71,6 +71,7 @@ struct WeightStorage {
   std::unique_ptr<TensorStore> store;
   std::vector<std::vector<uint16_t>> half_buffers;
   std::vector<std::vector<float>> float_buffers;
+  std::vector<cpu::PackedBuffer> packed;  // copies of the bf16 matrices in the AMX kernels' order
 };
 
 // Loads the weights of `cfg` from `store` (kept in `storage`). Errors name the tensor, the
@@ -78,6 +79,11 @@ struct WeightStorage {
 Expected<ModelWeights> load_weights(const ModelConfig& cfg, std::unique_ptr<TensorStore> store, WeightStorage& storage);
 // Random weights of `cfg`'s shapes (bf16 unless the config says float32), norms at 1.
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage);
+// Under the AMX kernels (cpu::kernel_isa() == "amx"): every bf16 matrix that the products read
+// (not the embedding table the lookup reads, which a tied lm_head keeps as it is) gets a packed
+// copy in `storage` (cpu::pack_for_amx), unless the copies would take more than a third of this
+// machine's memory. Under any other kernels, nothing.
+void pack_weights_for_amx(ModelWeights& w, WeightStorage& storage);
 // Only the counts (params_total, params_active, bytes, dtype) of dummy_weights, allocating nothing:
 // for backends that draw their random weights themselves.
 Expected<ModelWeights> count_weights(const ModelConfig& cfg);

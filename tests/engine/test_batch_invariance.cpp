@@ -111,7 +111,7 @@ void check_fixture(const test::Fixture& f, int threads) {
 }  // namespace
 
 TEST_CASE("a k-token forward gives the bits of k one-token forwards, for every fixture") {
-  for (const char* isa : {"avx512", "avx2", "portable"}) {
+  for (const char* isa : {"amx", "avx512", "avx2", "portable"}) {
     if (!cpu::force_kernel_isa(isa)) continue;  // this CPU lacks it
     for (const auto& dir : test::fixture_dirs()) {
       auto f = test::load_fixture(dir);

@@ -1,5 +1,5 @@
-// The CPU kernels against plain double-precision loops, for each weight dtype, with the AVX2
-// kernels (when this CPU has them) and the portable ones; the gemm kernels' batch invariance.
+// The CPU kernels against plain double-precision loops, for each weight dtype, with every kernel
+// set this CPU has (AMX, AVX-512, AVX2, portable); the gemm kernels' batch invariance.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -15,7 +15,7 @@ using namespace ghostline::cpu;
 namespace {
 
 // Every kernel set; the ones this CPU cannot run are skipped.
-constexpr const char* kIsas[] = {"avx512", "avx2", "portable"};
+constexpr const char* kIsas[] = {"amx", "avx512", "avx2", "portable"};
 
 uint16_t to_bf16(float f) {
   uint32_t u;
@@ -51,6 +51,7 @@ void check_matmul(WType type, int64_t T, int64_t N, int64_t K) {
     }
   }
   WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
+  const PackedBuffer packed = pack_for_amx(w);  // under the AMX kernels (bf16, K % 32 == 0)
   ThreadPool pool(2);
   matmul(pool, x.data(), T, w, bias.data(), y.data());
   double worst = 0;
@@ -73,6 +74,8 @@ TEST_CASE("matmul matches a double-precision loop for f32, bf16 and f16 weights,
       check_matmul(t, 1, 37, 67);
       check_matmul(t, 2, 64, 128);
       check_matmul(t, 9, 45, 100);
+      check_matmul(t, 7, 50, 256);
+      check_matmul(t, 23, 40, 64);
     }
   }
   force_kernel_isa("");
@@ -95,6 +98,7 @@ TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, a
         }
         for (WType type : {WType::F32, WType::BF16}) {
           WeightView w{type == WType::F32 ? static_cast<const void*>(wf.data()) : wh.data(), type, N, K};
+          const PackedBuffer packed = pack_for_amx(w);
           std::vector<float> all(T * N), one(N);
           gemm_nt(x.data(), K, T, w, all.data(), N);
           for (int64_t t = 0; t < T; ++t) {
@@ -102,13 +106,74 @@ TEST_CASE("gemm_nt: a token's outputs are the same bits alone or among others, a
             INFO("K=" << K << " T=" << T << " t=" << t << " type " << static_cast<int>(type) << " isa " << kernel_isa());
             CHECK(std::memcmp(one.data(), all.data() + t * N, N * sizeof(float)) == 0);
           }
-          // Rows in any split give the same bits too.
+          // Rows in any split give the same bits too (packed weights: at a multiple of 16 rows).
           std::vector<float> split(T * N);
-          gemm_nt(x.data(), K, T, w.slice_rows(0, 5), split.data(), N);
-          gemm_nt(x.data(), K, T, w.slice_rows(5, N - 5), split.data() + 5, N);
+          const int64_t cut = w.amx ? 16 : 5;
+          gemm_nt(x.data(), K, T, w.slice_rows(0, cut), split.data(), N);
+          gemm_nt(x.data(), K, T, w.slice_rows(cut, N - cut), split.data() + cut, N);
           CHECK(std::memcmp(split.data(), all.data(), all.size() * sizeof(float)) == 0);
         }
       }
+  }
+  force_kernel_isa("");
+}
+
+TEST_CASE("AMX gemm_nt: float32 products exactly, any token count or row split the same bits") {
+  if (!force_kernel_isa("amx")) return;  // this CPU (or OS, or compiler) has no AMX
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  std::uniform_real_distribution<float> unit(1.0f, 2.0f);
+  for (int64_t K : {32, 64, 96, 256, 768}) {
+    const int64_t N = 50, maxT = 31;  // N: three blocks of 16 rows and a partial one
+    std::vector<float> x(maxT * K);
+    for (auto& v : x) v = nd(rng) * std::exp2(static_cast<float>(static_cast<int>(rng() % 17) - 8));  // 2^-8 .. 2^8
+    std::vector<uint16_t> wh(N * K);
+    for (auto& v : wh) v = to_bf16(nd(rng));
+    // Row 0: w = (1, -1, 0, ...) and tokens whose first two activations agree in their top bits,
+    // so the result a - b lives in the low 16 bits of a and b: two bf16 terms per activation
+    // would lose it.
+    for (int64_t k = 0; k < K; ++k) wh[k] = 0;
+    wh[0] = to_bf16(1.0f);
+    wh[1] = to_bf16(-1.0f);
+    for (int64_t t = 0; t < maxT; ++t) {
+      x[t * K] = unit(rng);
+      x[t * K + 1] = x[t * K] + static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * std::exp2(-23.0f);
+    }
+    WeightView w{wh.data(), WType::BF16, N, K};
+    const PackedBuffer packed = pack_for_amx(w);
+    REQUIRE(packed);
+    std::vector<float> one(maxT * N);
+    for (int64_t t = 0; t < maxT; ++t) gemm_nt(x.data() + t * K, K, 1, w, one.data() + t * N, N);
+    double worst = 0;
+    for (int64_t t = 0; t < maxT; ++t) {
+      INFO("K=" << K << " t=" << t);
+      CHECK(one[t * N] == x[t * K] - x[t * K + 1]);  // exact (Sterbenz)
+      for (int64_t n = 0; n < N; ++n) {
+        double ref = 0, mag = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const double p = static_cast<double>(x[t * K + k]) * bf16_to_f32(wh[n * K + k]);
+          ref += p;
+          mag += std::abs(p);
+        }
+        worst = std::max(worst, std::abs(one[t * N + n] - ref) / mag);
+      }
+    }
+    INFO("K=" << K << " worst error / sum |x w| = " << worst);
+    CHECK(worst < 2e-6);
+    for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 24, 31}) {  // one, two and three groups of five
+      std::vector<float> all(T * N, -1.0f);
+      gemm_nt(x.data(), K, T, w, all.data(), N);
+      INFO("K=" << K << " T=" << T);
+      CHECK(std::memcmp(all.data(), one.data(), all.size() * sizeof(float)) == 0);
+      std::vector<float> split(T * N, -1.0f);
+      gemm_nt(x.data(), K, T, w.slice_rows(0, 32), split.data(), N);
+      gemm_nt(x.data(), K, T, w.slice_rows(32, N - 32), split.data() + 32, N);
+      CHECK(std::memcmp(split.data(), one.data(), split.size() * sizeof(float)) == 0);
+      ThreadPool pool(2);
+      std::vector<float> pooled(T * N, -1.0f);
+      matmul(pool, x.data(), T, w, nullptr, pooled.data());
+      CHECK(std::memcmp(pooled.data(), one.data(), pooled.size() * sizeof(float)) == 0);
+    }
   }
   force_kernel_isa("");
 }

@@ -96,8 +96,8 @@ TEST_CASE("parity: whole-prompt prefill, every position") {
   }
 }
 
-TEST_CASE("parity: the portable and AVX2 kernels (CPUs without AVX2 or AVX-512), prefill") {
-  for (const char* isa : {"avx2", "portable"}) {
+TEST_CASE("parity: the AVX-512, AVX2 and portable kernels (CPUs without AMX, AVX-512 or AVX2), prefill") {
+  for (const char* isa : {"avx512", "avx2", "portable"}) {
     if (!ghostline::cpu::force_kernel_isa(isa)) continue;  // this CPU lacks it
     const std::string mode = std::string("prefill, kernels ") + isa;
     for (const auto& dir : test::fixture_dirs()) {
