@@ -25,7 +25,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "engine/cpu/kernels_isa.h"
 
@@ -47,18 +47,21 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tiles 0-3 accumulate, 4-5 hold activations, 6-7 weights; all 16 x 64 bytes. Nothing else in
-// the process uses AMX, so the configuration stays loaded once a thread has it.
-void configure_tiles() {
-  thread_local bool configured = false;
-  if (configured) return;
+// Tiles 0-3 accumulate, 4-5 hold activations, 6-7 weights, each 64 bytes wide; the weight tiles
+// have 16 rows, the others `rows` (the rows of activation terms in use: fewer rows are fewer
+// multiply-adds and stores for a few tokens; the rows each output gets are the same either way).
+// Nothing else in the process uses AMX, so a thread reloads the configuration only when `rows`
+// changes.
+void configure_tiles(int rows) {
+  thread_local int configured = 0;
+  if (configured == rows) return;
   TileConfig cfg;
   for (int i = 0; i < 8; ++i) {
     cfg.colsb[i] = 64;
-    cfg.rows[i] = 16;
+    cfg.rows[i] = static_cast<uint8_t>(i >= 6 ? 16 : rows);
   }
   _tile_loadconfig(&cfg);
-  configured = true;
+  configured = rows;
 }
 
 // The three terms of 32 activations as bf16 rows (32 values each, 64 bytes apart).
@@ -75,12 +78,20 @@ inline void split32(const float* x, uint16_t* rows) {
   }
 }
 
-// The A tiles of T tokens: [group g][k-block][16 rows][32], per thread, 64-byte aligned.
+// The A tiles of T tokens: [group g][k-block][16 rows][32], per thread, 64-byte aligned (rows
+// past the group's tokens are left as they are: no output reads them).
 const uint16_t* split_activations(const float* x, int64_t ldx, int64_t T, int64_t K) {
-  thread_local std::vector<uint16_t> buf;
-  const int64_t KB = K / 32, G = (T + kGroup - 1) / kGroup;
-  buf.resize(static_cast<size_t>(G * KB * kTileValues + 32));  // + 32: room to align
-  uint16_t* a = buf.data() + ((64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64) / 2;
+  struct Buffer {
+    std::unique_ptr<uint16_t[], void (*)(void*)> data{nullptr, std::free};
+    int64_t size = 0;
+  };
+  thread_local Buffer buf;
+  const int64_t KB = K / 32, G = (T + kGroup - 1) / kGroup, need = G * KB * kTileValues;
+  if (need > buf.size) {
+    buf.data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, static_cast<size_t>(need) * 2)));
+    buf.size = need;
+  }
+  uint16_t* a = buf.data.get();
   for (int64_t t = 0; t < T; ++t) {
     uint16_t* rows = a + (t / kGroup) * KB * kTileValues + (t % kGroup) * kTerms * 32;
     for (int64_t kb = 0; kb < KB; ++kb) split32(x + t * ldx + kb * 32, rows + kb * kTileValues);
@@ -97,6 +108,13 @@ inline void emit(const float (*even)[16], const float (*odd)[16], int tokens, fl
     for (int s = 2; s < kTerms; ++s) sum = _mm512_add_ps(sum, v[s]);
     _mm512_mask_storeu_ps(y + i * ldy, cols, sum);
   }
+}
+
+// Asks for `tiles` consecutive weight tiles at p to be brought into L1 (a tile load itself
+// is not prefetched ahead by the hardware as the loads of a stream are).
+inline void prefetch_tiles(const uint16_t* p, int tiles) {
+  const char* b = reinterpret_cast<const char*>(p);
+  for (int i = 0; i < 16 * tiles; ++i) _mm_prefetch(b + 64 * i, _MM_HINT_T0);
 }
 
 // One group of tokens (A tiles at a) against two blocks of 16 weight rows (B tiles at w0, w1):
@@ -136,12 +154,13 @@ inline void one_group(const uint16_t* a, const uint16_t* w0, const uint16_t* w1,
 
 // Two groups (a0, a1) against one block of weight rows, each weight tile loaded once for both:
 // c[0] / c[1] group 0 even / odd, c[2] / c[3] group 1.
-inline void two_groups(const uint16_t* a0, const uint16_t* a1, const uint16_t* w, int64_t KB, float (*c)[16][16]) {
+inline void two_groups(const uint16_t* a0, const uint16_t* a1, const uint16_t* w, const uint16_t* next, int64_t KB, float (*c)[16][16]) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
   for (int64_t kb = 0; kb < KB; kb += 2) {
+    if (next) prefetch_tiles(next + kb * kTileValues, kb + 1 < KB ? 2 : 1);
     _tile_loadd(6, w + kb * kTileValues, 64);
     _tile_loadd(4, a0 + kb * kTileValues, 64);
     _tile_loadd(5, a1 + kb * kTileValues, 64);
@@ -164,7 +183,7 @@ void gemm_nt_amx(const float* x, int64_t ldx, int64_t T, const uint16_t* packed,
   if (T <= 0 || N <= 0) return;
   const int64_t KB = K / 32, G = (T + kGroup - 1) / kGroup, block = 16 * K;
   const uint16_t* a = split_activations(x, ldx, T, K);
-  configure_tiles();
+  configure_tiles(G == 1 ? static_cast<int>(T) * kTerms : 16);
   alignas(64) float c[4][16][16];
   auto tokens_in = [&](int64_t g) { return static_cast<int>(std::min<int64_t>(kGroup, T - g * kGroup)); };
   auto mask = [&](int64_t n0) { return N - n0 >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (N - n0)) - 1); };
@@ -182,7 +201,7 @@ void gemm_nt_amx(const float* x, int64_t ldx, int64_t T, const uint16_t* packed,
     const uint16_t* w = packed + (n0 / 16) * block;
     int64_t g = 0;
     for (; g + 2 <= G; g += 2) {  // the weight tiles stay in L1 for the groups after the first
-      two_groups(a + g * KB * kTileValues, a + (g + 1) * KB * kTileValues, w, KB, c);
+      two_groups(a + g * KB * kTileValues, a + (g + 1) * KB * kTileValues, w, g == 0 && n0 + 16 < N ? w + block : nullptr, KB, c);
       emit(c[0], c[1], tokens_in(g), y + g * kGroup * ldy + n0, ldy, mask(n0));
       emit(c[2], c[3], tokens_in(g + 1), y + (g + 1) * kGroup * ldy + n0, ldy, mask(n0));
     }
