@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <sys/mman.h>
 #include <span>
 #include <vector>
 
@@ -207,13 +208,29 @@ void gemm_nt(const float* x, int64_t ldx, int64_t T, const WeightView& w, float*
   }
 }
 
+int64_t amx_packed_values(const WeightView& w) {
+  if (&kernels() != isa::amx() || w.type != WType::BF16 || w.cols % 32 != 0 || w.rows <= 0 || w.cols <= 0) return 0;
+  return isa::amx_packed_size(w.rows, w.cols);
+}
+
+void pack_for_amx(WeightView& w, uint16_t* out) {
+  isa::amx_pack_bf16(static_cast<const uint16_t*>(w.data), w.rows, w.cols, out);
+  w.amx = out;
+}
+
 PackedBuffer pack_for_amx(WeightView& w) {
-  if (&kernels() != isa::amx() || w.type != WType::BF16 || w.cols % 32 != 0 || w.rows <= 0 || w.cols <= 0) return nullptr;
-  const size_t bytes = static_cast<size_t>(isa::amx_packed_size(w.rows, w.cols)) * 2;
-  PackedBuffer buf(static_cast<uint16_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-  if (!buf) return nullptr;
-  isa::amx_pack_bf16(static_cast<const uint16_t*>(w.data), w.rows, w.cols, buf.get());
-  w.amx = buf.get();
+  const int64_t n = amx_packed_values(w);
+  if (n == 0) return nullptr;
+  PackedBuffer buf(static_cast<uint16_t*>(std::aligned_alloc(64, (static_cast<size_t>(n) * 2 + 63) / 64 * 64)));
+  if (buf) pack_for_amx(w, buf.get());
+  return buf;
+}
+
+PackedBuffer alloc_packed(int64_t n) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = (static_cast<size_t>(n) * 2 + kHuge - 1) / kHuge * kHuge;
+  PackedBuffer buf(static_cast<uint16_t*>(std::aligned_alloc(kHuge, bytes)));
+  if (buf) madvise(buf.get(), bytes, MADV_HUGEPAGE);  // a hint: without it, 4 KiB pages
   return buf;
 }
 

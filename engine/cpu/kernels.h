@@ -51,10 +51,17 @@ struct FreeDelete {
   void operator()(void* p) const { std::free(p); }
 };
 using PackedBuffer = std::unique_ptr<uint16_t[], FreeDelete>;
-// When the AMX kernels are selected and w is bf16 with cols % 32 == 0: w repacked once into
-// their tile order (a new 64-byte aligned buffer, rows rounded up to 16), w.amx pointing at it;
-// otherwise null and w unchanged. The caller keeps the buffer as long as w is used.
+// When the AMX kernels are selected and w is bf16 with cols % 32 == 0: the values of w's copy in
+// their tile order (rows rounded up to 16); otherwise 0.
+int64_t amx_packed_values(const WeightView& w);
+// w repacked into out (amx_packed_values(w) > 0 values, 64-byte aligned), w.amx pointing at it.
+void pack_for_amx(WeightView& w, uint16_t* out);
+// The same into a buffer of its own; null (w unchanged) where amx_packed_values(w) is 0. The
+// caller keeps the buffer as long as w is used.
 PackedBuffer pack_for_amx(WeightView& w);
+// A 2 MiB-aligned buffer of n values, backed by huge pages where the OS grants them
+// (madvise): the packed weights are streamed every step, and 4 KiB pages cost a TLB miss each.
+PackedBuffer alloc_packed(int64_t n);
 
 // Which kernels run: "amx" (the AVX-512 set, with AMX TDPBF16PS for the products over packed
 // bf16 weights), "avx512" (AVX2 with AVX-512 matrix kernels), "avx2" or "portable". The best the

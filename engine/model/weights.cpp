@@ -309,14 +309,21 @@ void pack_weights_for_amx(ModelWeights& w, WeightStorage& storage) {
     mlp(l.shared);
     for (auto& e : l.experts) mlp(e);
   }
-  int64_t bytes = 0;
+  // One buffer for every copy (huge pages: the weights are streamed every step).
+  int64_t values = 0;
   for (const WeightView* v : all)
-    if (v->data && v->type == cpu::WType::BF16) bytes += (v->rows + 15) / 16 * 16 * v->cols * 2;
+    if (v->data) values += (cpu::amx_packed_values(*v) + 31) / 32 * 32;  // each copy 64-byte aligned
   const int64_t avail = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
-  if (avail > 0 && bytes > avail / 3) return;
+  if (values == 0 || (avail > 0 && values * 2 > avail / 3)) return;
+  cpu::PackedBuffer buf = cpu::alloc_packed(values);
+  if (!buf) return;
+  uint16_t* out = buf.get();
   for (WeightView* v : all)
-    if (v->data)
-      if (auto buf = cpu::pack_for_amx(*v)) storage.packed.push_back(std::move(buf));
+    if (const int64_t n = v->data ? cpu::amx_packed_values(*v) : 0; n > 0) {
+      cpu::pack_for_amx(*v, out);
+      out += (n + 31) / 32 * 32;
+    }
+  storage.packed.push_back(std::move(buf));
 }
 
 Expected<ModelWeights> dummy_weights(const ModelConfig& cfg, uint64_t seed, WeightStorage& storage) {
