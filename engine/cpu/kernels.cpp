@@ -254,11 +254,15 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, co
 void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   // Work items are (job, block of rows); each computes every token of its job for its rows, so
   // each weight row is read once. Items are sized from the total work (about 8 per thread, and
-  // not under kMinItemWork multiply-adds) and handed out as threads come free.
-  // 12: whole 3- and 4-row tiles; 16: whole blocks of packed (AMX) rows.
+  // not under kMinItemWork multiply-adds) and handed out as threads come free. A packed (AMX)
+  // matrix costs about the same for 1 to 10 tokens (the weights streamed once, two tiles of five
+  // tokens' terms): its work counts tokens in tens, so that a few tokens do not cut it into
+  // many small items, each splitting the activations again for a block of rows.
+  // 12: whole 3- and 4-row tiles; 16: whole blocks of packed rows.
   constexpr int64_t kMinItemWork = 1 << 15, kRowMultiple = 12, kPackedRowMultiple = 16;
+  auto token_work = [](const MatmulJob& j) { return j.w->amx ? (j.T + 9) / 10 : j.T; };
   int64_t total = 0;
-  for (const auto& j : jobs) total += j.T * j.w->rows * j.w->cols;
+  for (const auto& j : jobs) total += token_work(j) * j.w->rows * j.w->cols;
   if (total == 0) return;
   const int64_t item_work = std::max(kMinItemWork, total / (8 * pool.size()));
   struct Item {
@@ -269,7 +273,7 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   for (size_t ji = 0; ji < jobs.size(); ++ji) {
     const auto& j = jobs[ji];
     if (j.T <= 0 || j.w->rows <= 0) continue;
-    int64_t rows = std::max<int64_t>(1, item_work / std::max<int64_t>(1, j.T * j.w->cols));
+    int64_t rows = std::max<int64_t>(1, item_work / std::max<int64_t>(1, token_work(j) * j.w->cols));
     const int64_t multiple = j.w->amx ? kPackedRowMultiple : kRowMultiple;
     rows = (rows + multiple - 1) / multiple * multiple;
     for (int64_t r = 0; r < j.w->rows; r += rows) items.push_back({static_cast<int>(ji), r, std::min(j.w->rows, r + rows)});
