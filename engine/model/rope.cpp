@@ -76,15 +76,31 @@ Rope::Rope(const RopeConfig& cfg, int dim, int max_position, Order order) : dim_
       inv_freq_[i] = interpolation * (1 - extra_factor) + extrapolation * extra_factor;
     }
   }
+  // cos and sin of every position up to kTablePositions, computed once as apply() would.
+  const int half = dim_ / 2, table = std::clamp(max_position, 0, kTablePositions);
+  cos_sin_.resize(static_cast<size_t>(table) * dim_);
+  for (int pos = 0; pos < table; ++pos) angles(pos, cos_sin_.data() + static_cast<size_t>(pos) * dim_, cos_sin_.data() + static_cast<size_t>(pos) * dim_ + half);
+  table_positions_ = table;
+}
+
+void Rope::angles(int pos, float* cs, float* sn) const {
+  for (int i = 0; i < dim_ / 2; ++i) {
+    float angle = static_cast<float>(pos) * inv_freq_[i];
+    cs[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * attention_factor_;
+    sn[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * attention_factor_;
+  }
 }
 
 void Rope::apply(float* x, int n_heads, int stride, int pos) const {
   const int half = dim_ / 2;
-  float cs[512], sn[512];
-  for (int i = 0; i < half; ++i) {
-    float angle = static_cast<float>(pos) * inv_freq_[i];
-    cs[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * attention_factor_;
-    sn[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * attention_factor_;
+  float cs_buf[512], sn_buf[512];
+  const float* cs = cs_buf;
+  const float* sn = sn_buf;
+  if (pos >= 0 && pos < table_positions_) {
+    cs = cos_sin_.data() + static_cast<size_t>(pos) * dim_;
+    sn = cs + half;
+  } else {
+    angles(pos, cs_buf, sn_buf);
   }
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<int64_t>(h) * stride;
