@@ -5,8 +5,9 @@
 // SPM FIM layout the embedded model is trained with (BOS <fim_hole> suffix <fim_begin> prefix
 // <fim_end>) and the engine generates up to --max-tokens greedily, with speculation off and on;
 // outputs must be identical. Reports accepted tokens per verification step, decode tokens/s,
-// end-to-end latency, the speed-up (for every completion and for the multi-line ones: text over
-// two or more non-blank lines), and the cost of one forward over n tokens (n = 1..9) that
+// end-to-end latency, the speed-up (for every completion, for the multi-line ones: text over
+// two or more non-blank lines, and for the multi-line ones that typing-through would not answer),
+// and the cost of one forward over n tokens (n = 1..9) that
 // decides where verifying a draft pays. JSON to bench/results/speculation-<date>.json (or --out).
 //
 //   bench_speculation [--model DIR] [--cases JSONL | --source FILE] [--points N] [--max-tokens N] [--threads N]
@@ -184,13 +185,16 @@ int main(int argc, char** argv) {
   std::ofstream dump;
   if (!dump_path.empty()) dump.open(dump_path);
   // Per subset (0: every point, 1: multi-line completions, whose text spans two or more
-  // non-blank lines): decode ms and tokens for off / on / hint, drafted and accepted tokens.
+  // non-blank lines, 2: the multi-line ones the model has to answer: the typed character did not
+  // continue the suggestion one keystroke earlier, which the service would otherwise complete by
+  // typing-through without the model): decode ms and tokens for off / on / hint, drafted and
+  // accepted tokens.
   struct Totals {
     double dec_ms[4] = {0, 0, 0, 0};
     long tokens[4] = {0, 0, 0, 0}, proposed[4] = {0, 0, 0, 0}, accepted[4] = {0, 0, 0, 0};
     int points = 0;
     std::vector<double> point_speedup[4];  // per point with >= 16 decode tokens: its own on/off ratio
-  } subset[2];
+  } subset[3];
   double total_dec_ms[2] = {0, 0}, total_ms[2] = {0, 0};
   long total_tok[2] = {0, 0}, proposed = 0, accepted = 0, mismatches = 0;
   int steps_on = 0;
@@ -284,6 +288,7 @@ int main(int argc, char** argv) {
                      {"draft_proposed", s.draft_proposed}, {"draft_accepted", s.draft_accepted}};
     }
     std::vector<int32_t> prev_hint;  // the suggestion one keystroke earlier, as the service passes it
+    bool typing_through = false;     // the typed character began that suggestion
     // The realistic case: the suggestion shown one keystroke earlier (the document without the
     // character before the cursor, cursor there; greedy, untimed), which the service passes
     // as draft_hint after the user typed that character, whether or not it continued the
@@ -306,7 +311,10 @@ int main(int argc, char** argv) {
         generate(engines[0].get(), false, {}, prev_out, events);
         std::swap(prompt, prev_prompt);
       }
-      prev_hint = T.encode(T.decode(prev_out));  // as the service does with the text
+      const std::string prev_text = T.decode(prev_out);
+      prev_hint = T.encode(prev_text);  // as the service does with the text
+      const std::string typed = text.substr(c1, c - c1);
+      typing_through = !typed.empty() && prev_text.size() > typed.size() && prev_text.compare(0, typed.size(), typed) == 0;
       for (int rep = 0; rep < reps; ++rep) {
         std::vector<int32_t> toks;
         const GenerationStats s = generate(engines[3].get(), true, prev_hint, toks, events);
@@ -321,11 +329,13 @@ int main(int argc, char** argv) {
     const size_t last = out_text.find_last_not_of(" \t\r\n"), first = out_text.find_first_not_of(" \t\r\n");
     const bool multiline = last != std::string::npos && out_text.find('\n', first) < last;
     row["multiline"] = multiline;
+    row["typing_through"] = typing_through;
     if (dump.is_open())
       dump << nlohmann::json{{"prompt", prompt}, {"output", outs[0]}, {"multiline", multiline}, {"previous_hint", prev_hint}}.dump()
            << "\n";
-    for (int sub = 0; sub < 2; ++sub) {
-      if (sub == 1 && !multiline) continue;
+    for (int sub = 0; sub < 3; ++sub) {
+      if (sub >= 1 && !multiline) continue;
+      if (sub == 2 && typing_through) continue;
       Totals& tt = subset[sub];
       ++tt.points;
       for (int m = 0; m < 4; ++m) {
@@ -359,13 +369,14 @@ int main(int argc, char** argv) {
     }
     return j;
   };
-  for (int sub = 0; sub < 2; ++sub) {
+  const char* subset_names[3] = {"all completions", "multi-line completions", "multi-line, model needed (no typing-through)"};
+  for (int sub = 0; sub < 3; ++sub) {
     const Totals& tt = subset[sub];
     const auto j = subset_json(tt);
     std::printf("%s (%d points): off %.0f tok/s; lookup %.2fx (median point %.2fx; %.2f tokens/step, %ld of %ld drafted "
                 "accepted); previous suggestion %.2fx (median point %.2fx; %.2f tokens/step); the suggestion one keystroke "
                 "earlier %.2fx (median point %.2fx; %.2f tokens/step)\n",
-                sub ? "multi-line completions" : "all completions", tt.points, j["off"]["decode_tokens_per_s"].get<double>(),
+                subset_names[sub], tt.points, j["off"]["decode_tokens_per_s"].get<double>(),
                 j["on"]["speedup"].get<double>(), j["on"]["median_point_speedup"].get<double>(), j["on"]["tokens_per_step"].get<double>(),
                 tt.accepted[1], tt.proposed[1], j["hint"]["speedup"].get<double>(), j["hint"]["median_point_speedup"].get<double>(),
                 j["hint"]["tokens_per_step"].get<double>(), j["previous_keystroke"]["speedup"].get<double>(),
@@ -398,6 +409,7 @@ int main(int argc, char** argv) {
                         {"hint_draft_proposed", hint_proposed}, {"hint_draft_accepted", hint_accepted}, {"draft_proposed", proposed},
                         {"draft_accepted", accepted}, {"mismatches", mismatches}, {"forward_cost", cost},
                         {"all", subset_json(subset[0])}, {"multiline", subset_json(subset[1])},
+                        {"multiline_model_needed", subset_json(subset[2])},
                         {"points", runs}};
   std::ofstream(out_path) << doc.dump(2) << "\n";
   std::printf("wrote %s\n", out_path.c_str());
