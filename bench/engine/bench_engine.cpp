@@ -21,32 +21,15 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cpu/kernels.h"
+#include "bench/engine/verify_step.h"
 #include "engine/model.h"
 
 using namespace ghostline::engine;
 using Clock = std::chrono::steady_clock;
+using ghostline::bench::median;
+using ghostline::bench::verify_ms;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-// Milliseconds of one forward over k new tokens after `past` tokens, every row of logits, as a
-// verification step does. The same positions are rewritten each time.
-double verify_ms(Model& m, const SequenceStep& base, int past, int k, std::vector<float>& logits) {
-  StepBatch b;
-  SequenceStep s = base;
-  s.n_past = past;
-  s.n_new = k;
-  s.all_logits = true;
-  for (int i = 0; i < k; ++i) b.tokens.push_back((past * 31 + i * 7919 + 5) % m.info().vocab_size);
-  b.seqs.push_back(s);
-  auto t0 = Clock::now();
-  if (!m.forward(b, logits)) return -1;
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // The commit the sources are at (results name it), or "unknown".
 std::string git_commit(const std::string& src) {

@@ -7,7 +7,6 @@
 //   bench_kernels_ab [--sets amx,avx512] [--prompt 448] [--rounds 61] [--threads N] [--out FILE] [MODEL_DIR]
 // Prints per set and k the median and minimum ms and the ratio of medians; --out writes JSON.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -18,17 +17,14 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cpu/kernels.h"
+#include "bench/engine/verify_step.h"
 #include "engine/model.h"
 
 using namespace ghostline::engine;
-using Clock = std::chrono::steady_clock;
+using ghostline::bench::median;
+using ghostline::bench::verify_ms;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 struct Subject {
   std::string set;
@@ -36,20 +32,6 @@ struct Subject {
   SequenceStep seq;
   std::vector<std::vector<double>> ms = std::vector<std::vector<double>>(10);
 };
-
-// Milliseconds of one forward over k new tokens after `past` (the same positions rewritten).
-double verify_ms(Subject& s, int past, int k, std::vector<float>& logits) {
-  StepBatch b;
-  SequenceStep q = s.seq;
-  q.n_past = past;
-  q.n_new = k;
-  q.all_logits = true;
-  for (int i = 0; i < k; ++i) b.tokens.push_back((past * 31 + i * 7919 + 5) % s.model->info().vocab_size);
-  b.seqs.push_back(q);
-  const auto t0 = Clock::now();
-  if (!s.model->forward(b, logits)) return -1;
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 }  // namespace
 
@@ -105,8 +87,8 @@ int main(int argc, char** argv) {
       for (size_t j = 0; j < subjects.size(); ++j) {
         Subject& s = subjects[(r % 2 ? subjects.size() - 1 - j : j)];
         ghostline::cpu::force_kernel_isa(s.set);
-        verify_ms(s, prompt, k, logits);  // brings this model's weights back into the caches
-        for (int i = 0; i < 3; ++i) s.ms[k].push_back(verify_ms(s, prompt, k, logits));
+        verify_ms(*s.model, s.seq, prompt, k, logits);  // brings this model's weights back into the caches
+        for (int i = 0; i < 3; ++i) s.ms[k].push_back(verify_ms(*s.model, s.seq, prompt, k, logits));
       }
   ghostline::cpu::force_kernel_isa("");
   nlohmann::json out = {{"benchmark", "kernels-ab"}, {"model", dir.substr(dir.find_last_of('/') + 1)}, {"prompt_tokens", prompt},
