@@ -308,14 +308,23 @@ __device__ __forceinline__ int64_t padded_row(int e, int rank, const MoePadding&
   return e < L.E ? static_cast<int64_t>(e) * L.maxc + rank : static_cast<int64_t>(L.E) * L.maxc + static_cast<int64_t>(e - L.E) * L.T + rank;
 }
 
-// Sorted row j (pair p of expert e, its rank-th row) -> padded row of e; h[token of p] into it.
+// Sorted row j (pair p of expert e, its rank-th row) -> padded row of e: the row of h it copies
+// (its token's) and the row of dst it copies into.
+template <typename T>
+__device__ __forceinline__ void gather_ends(const float* h, int D, const MoeRouting& r, int KP, const MoePadding& L, T* dst, int j,
+                                            const float*& s, T*& d) {
+  const int p = r.sorted_pair[j], e = r.pair_expert[p];
+  s = h + static_cast<int64_t>(p / KP) * D;
+  d = dst + padded_row(e, j - r.expert_offset[e], L, j) * D;
+}
+
+// h[token of p] into the padded row of sorted row j (a block a row).
 template <typename T>
 __global__ void moe_gather_kernel(const float* h, int D, MoeRouting r, int KP, MoePadding L, T* dst) {
   grid_wait();
-  const int j = blockIdx.x;
-  const int p = r.sorted_pair[j], e = r.pair_expert[p];
-  const float* s = h + static_cast<int64_t>(p / KP) * D;
-  T* d = dst + padded_row(e, j - r.expert_offset[e], L, j) * D;
+  const float* s;
+  T* d;
+  gather_ends(h, D, r, KP, L, dst, blockIdx.x, s, d);
   for (int i = threadIdx.x; i < D; i += blockDim.x) d[i] = from_float<T>(s[i]);
 }
 
@@ -324,10 +333,9 @@ __global__ void moe_gather_kernel(const float* h, int D, MoeRouting r, int KP, M
 // DeepSeek-V2-Lite prefill, ~1.4 TB/s). Needs D % 8 == 0 and 16-byte aligned h and dst rows.
 __global__ void moe_gather_bf16x8_kernel(const float* h, int D, MoeRouting r, int KP, MoePadding L, bf16* dst) {
   grid_wait();
-  const int j = blockIdx.x;
-  const int p = r.sorted_pair[j], e = r.pair_expert[p];
-  const float* s = h + static_cast<int64_t>(p / KP) * D;
-  bf16* d = dst + padded_row(e, j - r.expert_offset[e], L, j) * D;
+  const float* s;
+  bf16* d;
+  gather_ends(h, D, r, KP, L, dst, blockIdx.x, s, d);
   for (int i = threadIdx.x * 8; i < D; i += blockDim.x * 8) {
     const float4 a = *reinterpret_cast<const float4*>(s + i), b = *reinterpret_cast<const float4*>(s + i + 4);
     uint4 o;
