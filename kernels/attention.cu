@@ -534,19 +534,12 @@ __global__ void causal_softmax_kernel(const float* S, int rows, int cols, int fi
 
 // GHOSTLINE_GQA_KERNEL=0 sends GQA through the generic kernel (for comparisons).
 bool gqa_kernel_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GHOSTLINE_GQA_KERNEL");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_on("GHOSTLINE_GQA_KERNEL");
   return on;
 }
 
-// Read at every call, for comparisons: GHOSTLINE_ATTN_SEQ=0 keeps one sequence's new tokens
-// apart; GHOSTLINE_ATTN_ROWS=0 takes attn_decode_gqa_kernel for one token's heads.
-bool env_flag(const char* name) {
-  const char* e = std::getenv(name);
-  return !(e && e[0] == '0');
-}
+// Read at every call (env_on), for comparisons: GHOSTLINE_ATTN_SEQ=0 keeps one sequence's new
+// tokens apart; GHOSTLINE_ATTN_ROWS=0 takes attn_decode_gqa_kernel for one token's heads.
 
 // attn_rows_kernel for `rows` query rows a block (<= kRowsMax): the smallest instance that holds
 // them; fewer rows take more positions at a time (more loads in flight per warp).
@@ -584,12 +577,12 @@ int64_t attention_partial_floats(int n_list, int n_kvh, int G, int dv) {
 }
 
 bool attn_decode_groups(const Attention& a) {
-  return a.one_seq && a.n_list >= 2 && a.n_list * a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && env_flag("GHOSTLINE_ATTN_SEQ");
+  return a.one_seq && a.n_list >= 2 && a.n_list * a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && env_on("GHOSTLINE_ATTN_SEQ");
 }
 
 namespace {
 bool rows_for_one_token(const Attention& a) {
-  return a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled() && env_flag("GHOSTLINE_ATTN_ROWS");
+  return a.G <= kRowsMax && a.dk <= 128 && a.dv <= 128 && gqa_kernel_enabled() && env_on("GHOSTLINE_ATTN_ROWS");
 }
 }  // namespace
 

@@ -287,9 +287,7 @@ bool device_is_sm90() {
 
 bool grouped_wgmma_available() {
 #if defined(GHOSTLINE_SM90A)
-  const char* e = std::getenv("GHOSTLINE_WGMMA");
-  if (e && e[0] == '0') return false;
-  return device_is_sm90() && encode_fn() != nullptr;
+  return env_on("GHOSTLINE_WGMMA") && device_is_sm90() && encode_fn() != nullptr;
 #else
   return false;
 #endif
@@ -321,13 +319,11 @@ bool grouped_gemm_sm90(const GroupedGemm& g, cudaStream_t s) {
   }
   const int per = g.silu ? kBN / 2 : kBN;
   a.cols = (g.N + per - 1) / per;
-  // Persistent (a block per multiprocessor) unless GHOSTLINE_WGMMA_PERSIST=0: a block per item.
-  const char* pe = std::getenv("GHOSTLINE_WGMMA_PERSIST");
   // Tiles of <= 64 rows on one consumer warpgroup unless GHOSTLINE_WGMMA_HALF=0.
-  const char* half = std::getenv("GHOSTLINE_WGMMA_HALF");
-  a.skip_idle = !(half && half[0] == '0');
+  a.skip_idle = env_on("GHOSTLINE_WGMMA_HALF");
   const int64_t most = static_cast<int64_t>(a.cols) * g.max_tiles;
-  const dim3 grid(static_cast<unsigned>(pe && pe[0] == '0' ? most : std::min<int64_t>(most, sm_count())));
+  // Persistent (a block per multiprocessor) unless GHOSTLINE_WGMMA_PERSIST=0: a block per item.
+  const dim3 grid(static_cast<unsigned>(env_on("GHOSTLINE_WGMMA_PERSIST") ? std::min<int64_t>(most, sm_count()) : most));
   if (g.silu) {
     launch(grouped_wgmma_kernel<true>, grid, dim3(kThreads), kSmem, s, a);
   } else {

@@ -14,6 +14,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ std::string take_error();
 // On by default where the device supports it; GHOSTLINE_PDL=0 turns it off.
 void set_pdl(bool on);
 bool pdl();
+// A switch from the environment, on unless the variable is set and starts with '0'. Callers read
+// it at every call, so that a benchmark can compare both ways in one process (bench_cuda).
+inline bool env_on(const char* name) {
+  const char* e = std::getenv(name);
+  return !(e && e[0] == '0');
+}
 
 // Per-kernel timing for benchmarks (eager launches only, not inside graph capture): while on,
 // every launch through kernels/ and every gemm is bracketed by CUDA events. kernel_times()

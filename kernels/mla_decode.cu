@@ -300,10 +300,7 @@ __global__ void __launch_bounds__(kMergeThreads) mla_merge_kernel(Attention a, T
 }
 
 bool mla_kernel_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GHOSTLINE_MLA_KERNEL");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_on("GHOSTLINE_MLA_KERNEL");
   return on;
 }
 

@@ -362,10 +362,9 @@ void moe_route(const float* h, int D, const float* router, const float* logits, 
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  const char* e = std::getenv("GHOSTLINE_ROUTE_WARPS");
   // From 128 tokens: at decode sizes the block per token was as fast (batch 32: 7.3 us a layer,
   // warps 8.2 us; prefill 2,048: 19.5 vs 10.2 us; H200, ed21fe6).
-  if (logits && T >= 128 && rp.E <= kRouteWarpExperts && !(e && e[0] == '0')) {
+  if (logits && T >= 128 && rp.E <= kRouteWarpExperts && env_on("GHOSTLINE_ROUTE_WARPS")) {
     launch(route_warps_kernel, dim3((T + kRouteWarps - 1) / kRouteWarps), dim3(kRouteWarps * 32), 0, s, logits, rp, seq, T, r);
     return;
   }
@@ -377,16 +376,14 @@ void moe_sort(int T, int KP, int X, const MoeRouting& r, cudaStream_t s) {
     check_launch(cudaErrorInvalidValue, __FILE__, __LINE__);
     return;
   }
-  const char* e = std::getenv("GHOSTLINE_SORT_BATCH");
-  if (e && e[0] == '0') launch(sort_kernel<1>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
-  else launch(sort_kernel<16>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
+  if (env_on("GHOSTLINE_SORT_BATCH")) launch(sort_kernel<16>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
+  else launch(sort_kernel<1>, dim3(1), dim3(1024), 0, s, T * KP, X, r);
 }
 
 void moe_gather(const float* h, int D, const MoeRouting& r, int KP, int P, const MoePadding& pad, void* dst, DType dt, cudaStream_t s) {
   if (P <= 0) return;
   // GHOSTLINE_GATHER_VEC=0: the one-value-a-thread kernel (for comparisons; read at every call).
-  const char* env = std::getenv("GHOSTLINE_GATHER_VEC");
-  const bool vec = !(env && env[0] == '0') && D % 8 == 0 &&
+  const bool vec = env_on("GHOSTLINE_GATHER_VEC") && D % 8 == 0 &&
                    ((reinterpret_cast<uintptr_t>(h) | reinterpret_cast<uintptr_t>(dst)) & 15u) == 0;
   if (dt == DType::BF16 && vec)
     launch(moe_gather_bf16x8_kernel, dim3(P), dim3(std::min(256, (D / 8 + 31) / 32 * 32)), 0, s, h, D, r, KP, pad, static_cast<bf16*>(dst));

@@ -251,8 +251,7 @@ void launch_flash(const FlashAttention& a, cudaStream_t s) {
     raised = true;
   }
   // GHOSTLINE_FLASH_PAIRS=0: a block per query block (read at every call).
-  const char* e = std::getenv("GHOSTLINE_FLASH_PAIRS");
-  const int paired = !(e && e[0] == '0');
+  const int paired = env_on("GHOSTLINE_FLASH_PAIRS");
   const int nq = (a.Tn + BQ - 1) / BQ;
   launch(kernel, dim3(paired ? (nq + 1) / 2 : nq, a.H), dim3(BQ / 16 * 32), bytes, s, a, paired);
 }

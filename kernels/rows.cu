@@ -41,8 +41,7 @@ void set_pdl(bool on) { g_pdl = on ? 1 : 0; }
 bool pdl() {
   if (g_pdl < 0) {
     int dev = 0, major = 0;
-    const char* env = std::getenv("GHOSTLINE_PDL");
-    bool want = !(env && env[0] == '0');
+    const bool want = env_on("GHOSTLINE_PDL");
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
       major = 0;
     g_pdl = want && major >= 9 ? 1 : 0;

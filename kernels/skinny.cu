@@ -23,10 +23,7 @@ constexpr int kFewRows = 4;  // plain products of 2 .. kFewRows rows take plain_
 
 // Whether plain products of a few rows take plain_few_rows (GHOSTLINE_SKINNY_FEW=0: the general
 // path, for comparisons). Read at every launch, so that a benchmark can compare both.
-bool few_rows_on() {
-  const char* e = std::getenv("GHOSTLINE_SKINNY_FEW");
-  return !(e && e[0] == '0');
-}
+bool few_rows_on() { return env_on("GHOSTLINE_SKINNY_FEW"); }
 
 struct SkinnyArgs {
   const void* w;

@@ -402,10 +402,7 @@ void launch_mma(const FewRows& a, int grid_y, cudaStream_t s) {
 
 }  // namespace
 
-bool skinny_mma_on() {
-  const char* e = std::getenv("GHOSTLINE_SKINNY_MMA");
-  return !(e && e[0] == '0');
-}
+bool skinny_mma_on() { return env_on("GHOSTLINE_SKINNY_MMA"); }
 
 bool skinny_mma_fits(const FewRows& a) {
   auto al = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };

@@ -17,12 +17,7 @@ namespace ghostline::engine::cuda {
 namespace {
 const uint8_t* byte_at(const void* p, int64_t elems, DType dt) { return static_cast<const uint8_t*>(p) + elems * kernels::dtype_size(dt); }
 
-// The tensor-core prefill kernels (bf16 weights) are on unless the variable says "0"; read at
-// every step so that a benchmark can compare both ways in one process.
-bool env_on(const char* name) {
-  const char* e = std::getenv(name);
-  return !(e && e[0] == '0');
-}
+using kernels::env_on;
 
 // Decode path of a layer with a router: the norm after attention and the router logits in one
 // kernel (rmsnorm_router), the residual add of the attention output deferred to the norm after
@@ -366,8 +361,8 @@ Expected<void> CudaModel::ffn(const Ctx& c, int l, bool fused_norm) {
   Workspace& ws = *c.ws;
   const DeviceLayer& L = w_.layers[l];
   const int T = c.T, D = cfg_.hidden_size, KP = L.K + L.S, X = L.E + L.S, I = L.I;
-  const bool one = c.decode && T == 1;
-  moe_out_bf16_ = false;  // one token: the routing kernel sorts its pairs too
+  const bool one = c.decode && T == 1;  // one token: the routing kernel sorts its pairs too
+  moe_out_bf16_ = false;
   const float* logits = nullptr;
   if (L.E > 0) {
     // Router logits [T, E] in float32 over many blocks (the routing kernel then only picks).
